@@ -1,0 +1,168 @@
+"""The `LightningDataModule`: prepares triplet shards, builds the tokenizer, streams batches with pyarrow.
+
+Streaming: the unit of work is one parquet row group. Row groups are dealt round-robin to the dataloader
+workers, and inside a row group rows are dealt to the distributed ranks, so each triplet is read by exactly
+one (rank, worker) pair per epoch, whatever `num_workers` is, and the set is never loaded whole. A shuffle
+buffer mixes rows across row groups; the order depends on (seed, epoch) only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import lightning as L
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from twotower.msmarco import Split, passage_split, read_v11_parquet
+from twotower.paths import data_dir, require
+from twotower.prepare import PrepareConfig, prepare_triplets, triplet_files
+
+log = logging.getLogger(__name__)
+
+
+class TripletStream(IterableDataset):
+    """Rows {query, positive, negatives} from parquet shards, one pass per epoch, sharded and shuffled."""
+
+    def __init__(self, files: list[Path], shuffle_buffer: int = 10_000, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__()
+        self.units = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        # Rows this rank sees per epoch (for progress bars); workers split them among themselves.
+        total = 0
+        for f, g in self.units:
+            n = pq.ParquetFile(f).metadata.row_group(g).num_rows
+            total += len(range(self.rank, n, self.world_size))
+        return total
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.units)) if self.shuffle_buffer > 0 else np.arange(len(self.units))
+        mine = [self.units[i] for i in order[worker::n_workers]]
+        buffer: list[dict[str, Any]] = []
+        local = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+        handles: dict[Path, pq.ParquetFile] = {}
+        for f, g in mine:
+            pf = handles.setdefault(f, pq.ParquetFile(f))
+            rows = pf.read_row_group(g, columns=["query", "positive", "negatives"]).to_pylist()
+            for row in rows[self.rank :: self.world_size]:
+                if self.shuffle_buffer <= 0:
+                    yield row
+                    continue
+                if len(buffer) < self.shuffle_buffer:
+                    buffer.append(row)
+                    continue
+                i = int(local.integers(len(buffer)))
+                yield buffer[i]
+                buffer[i] = row
+        local.shuffle(buffer)
+        yield from buffer
+
+
+def collate_triplets(rows: list[dict[str, Any]], tokenizer, query_max_length: int, doc_max_length: int) -> dict[str, torch.Tensor]:
+    """Tokenise a list of rows into {query (B, Lq), positive (B, Ld), negatives (B, k, Ld)}."""
+    k = len(rows[0]["negatives"])
+    if any(len(r["negatives"]) != k for r in rows):
+        raise ValueError("every triplet in a batch needs the same number of negatives")
+    docs = [r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]]
+    doc_ids = tokenizer.encode(docs, doc_max_length)
+    b = len(rows)
+    return {
+        "query": tokenizer.encode([r["query"] for r in rows], query_max_length),
+        "positive": doc_ids[:b],
+        "negatives": doc_ids[b:].reshape(b, k, -1),
+    }
+
+
+class _EpochLoader(DataLoader):
+    """A DataLoader that tells its stream the trainer's epoch before each pass (Lightning only does that
+    for samplers, and an IterableDataset has none)."""
+
+    def __init__(self, *args, epoch: Callable[[], int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch = epoch
+
+    def __iter__(self):
+        self.dataset.epoch = self._epoch()
+        return super().__iter__()
+
+
+class MSMarcoDataModule(L.LightningDataModule):
+    """Training triplets streamed from parquet shards, plus the dev split used for retrieval evaluation.
+
+    `source` is `passage` (the official TSVs under `dir`/msmarco-passage) or a path to an HF `ms_marco`
+    parquet. `tokenizer` is a callable `(texts) -> tokenizer` (a Hydra partial of a tokenizer's `build`).
+    """
+
+    def __init__(self, tokenizer: Callable[..., Any], dir: str | None = None, source: str = "passage",
+                 train_split: str = "train", eval_split: str = "dev", negatives: str = "random",
+                 num_negatives: int = 1, subsample: float = 1.0, run_file: str | None = None,
+                 bm25_depth: int = 50, bm25_skip: int = 0, batch_size: int = 128, num_workers: int = 0,
+                 shuffle_buffer: int = 10_000, query_max_length: int = 32, doc_max_length: int = 128,
+                 seed: int = 0, triplets_dir: str | None = None) -> None:
+        super().__init__()
+        self.tokenizer_factory = tokenizer
+        self.dir = Path(dir) if dir else data_dir()
+        self.source = source
+        self.train_split = train_split
+        self.eval_split_name = eval_split
+        self.prepare = PrepareConfig(negatives=negatives, num_negatives=num_negatives, subsample=subsample,
+                                     run_file=run_file, bm25_depth=bm25_depth, bm25_skip=bm25_skip, seed=seed)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.shuffle_buffer = shuffle_buffer
+        self.query_max_length = query_max_length
+        self.doc_max_length = doc_max_length
+        self.seed = seed
+        self.triplets_dir = triplets_dir
+        self.tokenizer = None
+        self.eval_split: Split | None = None
+        self.skipped: Counter = Counter()
+        self._files: list[Path] = []
+
+    def _read(self, name: str) -> Split:
+        if self.source == "passage":
+            return passage_split(name, require(self.dir / "msmarco-passage", "MS MARCO passage folder"))
+        return read_v11_parquet(self.source)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        train = self._read(self.train_split)
+        self.skipped.update(train.skipped)
+        source_id = f"{self.source}:{self.dir}:{self.train_split}"
+        out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir)
+        self._files = triplet_files(out)
+        self.eval_split = self._read(self.eval_split_name) if self.eval_split_name else None
+        # Corpus words and training queries, not dev queries: the vocabulary must not peek at evaluation.
+        texts = list(train.queries.values()) + list(train.collection.values())
+        self.tokenizer = self.tokenizer_factory(texts=texts)
+        if self.skipped:
+            log.warning("skipped blank rows: %s", dict(self.skipped))
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
+        return _EpochLoader(
+            stream, batch_size=self.batch_size, num_workers=self.num_workers,
+            collate_fn=partial(collate_triplets, tokenizer=self.tokenizer,
+                               query_max_length=self.query_max_length, doc_max_length=self.doc_max_length),
+            epoch=lambda: trainer.current_epoch if trainer else 0,
+            persistent_workers=False,
+        )

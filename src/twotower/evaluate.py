@@ -1,0 +1,87 @@
+"""`evaluate(...)`: score checkpoints and baselines on the same queries and corpus; used by `evaluate.py`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from twotower.atomic import atomic_path
+from twotower.checkpoint import load_encoder
+from twotower.evaluation import EvalResult, evaluate_encoder
+from twotower.msmarco import Split, passage_split, read_collection, read_qrels, read_queries
+from twotower.paths import data_dir
+
+TABLE_METRICS = ("mrr@10", "mrr", "map", "recall@1", "recall@10", "recall@100", "ndcg@10", "precision@1")
+
+
+def load_eval_split(dir: str | None = None, split: str = "dev", collection: str | None = None,
+                    queries: str | None = None, qrels: str | None = None) -> Split:
+    """The dev split of the passage TSVs, with any of collection/queries/qrels replaced by the files given."""
+    root = Path(dir) if dir else data_dir()
+    if not (collection or queries or qrels):
+        return passage_split(split, root / "msmarco-passage")
+    base = root / "msmarco-passage"
+    skipped: Counter = Counter()
+    return Split(
+        queries=read_queries(queries or base / f"queries.{split}.tsv", skipped),
+        qrels=read_qrels(qrels or base / f"qrels.{split}.tsv"),
+        collection=read_collection(collection or base / "collection.tsv", skipped),
+        skipped=skipped,
+    )
+
+
+def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] = (), max_queries: int | None = None,
+             k: int = 100, device: str = "auto") -> dict[str, EvalResult]:
+    """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split."""
+    if not ckpt and not baselines:
+        raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    results: dict[str, EvalResult] = {}
+    if ckpt:
+        results[str(ckpt)] = evaluate_encoder(load_encoder(ckpt, device), split, max_queries, k, progress=True)
+    for name in baselines:
+        from twotower.baselines import evaluate_baseline
+
+        results[name] = evaluate_baseline(name, split, max_queries=max_queries, k=k, progress=True)
+    return results
+
+
+def print_table(results: dict[str, EvalResult], console: Console | None = None) -> None:
+    # Off a terminal (logs, CI) Rich would squeeze the table to 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    any_result = next(iter(results.values()))
+    table = Table(title=f"Full-corpus retrieval: {any_result.num_queries} queries, {any_result.num_passages:,} passages")
+    table.add_column("model", style="bold cyan")
+    for name in TABLE_METRICS:
+        table.add_column(name, justify="right")
+    best = {m: max(r.metrics[m] for r in results.values()) for m in TABLE_METRICS}
+    for name, result in results.items():
+        cells = [f"[bold green]{result.metrics[m]:.4f}[/]" if result.metrics[m] == best[m] and len(results) > 1
+                 else f"{result.metrics[m]:.4f}" for m in TABLE_METRICS]
+        table.add_row(display_name(name), *cells)
+    console.print(table)
+
+
+def display_name(name: str) -> str:
+    """A checkpoint path shown as `run-folder/file`, a baseline by its name."""
+    path = Path(name)
+    if path.suffix != ".pt":
+        return name
+    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+    return f"{run}/{path.name}"
+
+
+def write_metrics(path: str | Path, results: dict[str, EvalResult]) -> Path:
+    data = {name: {"metrics": r.metrics, "num_queries": r.num_queries, "num_passages": r.num_passages,
+                   "timings": r.timings} for name, r in results.items()}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+    return Path(path)

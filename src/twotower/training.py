@@ -1,0 +1,99 @@
+"""`train(cfg)`: wire a composed Hydra config into Lightning and run it. Used by `train.py` and `twotower.api`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from twotower.module import TwoTowerModule
+from twotower.towers import build_two_tower
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    module: TwoTowerModule
+    metrics: dict[str, Any]  # metrics.json: best and last metrics, per-epoch history
+    run_dir: Path
+    best_checkpoint: Path | None
+    trainer: L.Trainer | None = field(default=None, repr=False)
+
+    @property
+    def best(self) -> dict[str, float]:
+        return self.metrics.get("best", {})
+
+    def encoder(self):
+        return self.module.encoder()
+
+
+def wandb_has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def make_loggers(cfg: DictConfig) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if not node or "_target_" not in node:
+            continue
+        node = OmegaConf.to_container(node, resolve=True)
+        if node.get("offline") == "auto":
+            node["offline"] = not wandb_has_credentials()
+            if node["offline"]:
+                os.environ.setdefault("WANDB_MODE", "offline")
+        if "save_dir" in node:
+            Path(node["save_dir"]).mkdir(parents=True, exist_ok=True)
+        loggers.append(instantiate(node))
+    return loggers
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Prepare data, build the towers from config, fit, and return the metrics and run folder."""
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The full config as it ran goes into every .pt checkpoint and beside the run.
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    tokenizer = datamodule.tokenizer
+    model = build_two_tower(instantiate(cfg.model.tower), tokenizer.embedding_matrix, shared=cfg.model.shared,
+                            freeze_embeddings=cfg.model.freeze_embeddings, idf=tokenizer.idf)
+    model_config = {
+        "tower": OmegaConf.to_container(cfg.model.tower, resolve=True),
+        "shared": cfg.model.shared,
+        "freeze_embeddings": cfg.model.freeze_embeddings,
+        "tokenizer": tokenizer.state(),
+        "query_max_length": cfg.data.query_max_length,
+        "doc_max_length": cfg.data.doc_max_length,
+    }
+    module = TwoTowerModule(
+        model=model,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optim),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        tokenizer=tokenizer,
+        model_config=model_config,
+        run_config=resolved,
+    )
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    best = run_dir / "checkpoints" / "best.pt"
+    return TrainResult(module, metrics, run_dir, best if best.exists() else None, trainer)

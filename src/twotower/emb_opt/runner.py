@@ -1,0 +1,236 @@
+"""The search loop: query the index, filter, score, log, prune, update; repeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from twotower.emb_opt.filters import Filter, check_mask
+from twotower.emb_opt.items import Items
+from twotower.emb_opt.log import SearchLog
+from twotower.emb_opt.score import Score, as_score
+from twotower.emb_opt.updates import NewQueries, ScoredQueries
+from twotower.emb_opt.vector_db import VectorDB, check_query_vectors
+
+
+class SearchInterrupted(RuntimeError):
+    """A step failed (the score, filter or update raised); `log` holds every iteration completed before."""
+
+    def __init__(self, message: str, log: SearchLog) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The live queries between steps: `vectors` (Q, dim), their ids, parents (-1 at the start) and roots."""
+
+    vectors: np.ndarray
+    ids: np.ndarray
+    parent_ids: np.ndarray
+    root_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Runner:
+    """Steers query vectors through `vector_db` towards items that `score` rates high.
+
+    Each step retrieves the `k` nearest items per query, drops those `filter` rejects, scores the rest
+    (each item at most once, see `Score`), logs everything, keeps the queries `prune` selects among those
+    with a valid result, and lets `query_update` make the next queries from them.
+    """
+
+    def __init__(
+        self,
+        vector_db: VectorDB,
+        score: Score | Callable[[Items], Any],
+        query_update: Callable[[ScoredQueries], NewQueries],
+        filter: Filter | None = None,
+        prune: Callable[[ScoredQueries], np.ndarray] | None = None,
+        k: int = 10,
+    ) -> None:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.vector_db = vector_db
+        self.score = as_score(score)
+        self.query_update = query_update
+        self.filter = filter
+        self.prune = prune
+        self.k = k
+
+    def start(self, query_vectors: np.ndarray, log: SearchLog) -> Queries:
+        """Starting queries from a (Q, dim) array, with fresh ids in `log`."""
+        vectors = check_query_vectors(query_vectors, self.vector_db.dim)
+        if not len(vectors):
+            raise ValueError("query_vectors is empty: give at least one starting query")
+        ids = log.new_query_ids(len(vectors))
+        return Queries(vectors, ids, np.full(len(ids), -1, dtype=np.int64), ids.copy())
+
+    def step(self, queries: Queries, log: SearchLog) -> Queries | None:
+        """One iteration; returns the next queries, or None when the search cannot go on."""
+        t0 = time.perf_counter()
+        found = self.vector_db.query(queries.vectors, self.k)
+        slot_q, slot_rank = np.nonzero(found.valid)
+        items = Items(
+            ids=found.ids[slot_q, slot_rank],
+            vectors=found.vectors[slot_q, slot_rank],
+            fields={name: values[slot_q, slot_rank] for name, values in found.fields.items()},
+            distances=found.distances[slot_q, slot_rank],
+        )
+        t1 = time.perf_counter()
+        passed = np.ones(len(items), dtype=bool) if self.filter is None else check_mask(self.filter(items), len(items))
+        t2 = time.perf_counter()
+        calls_before = self.score.calls
+        scores = np.full(len(items), np.nan)
+        if passed.any():
+            scores[passed] = self.score(items.select(passed))
+        valid = passed & np.isfinite(scores)
+        t3 = time.perf_counter()
+
+        # Back to the (Q, k) grid the updates work on; invalid slots stay NaN / False.
+        grid_scores = np.full(found.valid.shape, np.nan)
+        grid_scores[slot_q, slot_rank] = scores
+        grid_valid = np.zeros(found.valid.shape, dtype=bool)
+        grid_valid[slot_q, slot_rank] = valid
+        n_valid = grid_valid.sum(axis=1)
+        live = n_valid > 0
+        batch = ScoredQueries(
+            queries.vectors, found.ids, found.vectors, grid_scores, grid_valid, queries.root_ids
+        ).select(live)
+        keep = (
+            np.ones(len(batch), dtype=bool)
+            if self.prune is None or not len(batch)
+            else np.asarray(self.prune(batch), dtype=bool)
+        )
+        t4 = time.perf_counter()
+
+        # Logged before the update runs, so a failing update cannot lose this iteration.
+        log.add_step(
+            queries={
+                "query_id": queries.ids,
+                "parent_id": queries.parent_ids,
+                "root_id": queries.root_ids,
+                "vector": queries.vectors,
+                "n_valid": n_valid,
+                "mean_score": np.where(
+                    live, np.where(grid_valid, grid_scores, 0.0).sum(axis=1) / np.maximum(n_valid, 1), np.nan
+                ),
+                "max_score": np.where(
+                    live, np.where(grid_valid, grid_scores, -np.inf).max(axis=1, initial=-np.inf), np.nan
+                ),
+            },
+            results={
+                "query_id": queries.ids[slot_q],
+                "rank": slot_rank,
+                "item_id": items.ids,
+                "distance": items.distances,
+                "passed_filter": passed,
+                "score": scores,
+                "valid": valid,
+            },
+            items={"item_id": items.ids, "vector": items.vectors, **items.fields},
+            stats={
+                "queries": len(queries),
+                "live_queries": int(live.sum()),
+                "kept_queries": int(keep.sum()),
+                "results": len(items),
+                "passed_filter": int(passed.sum()),
+                "valid": int(valid.sum()),
+                "calls": self.score.calls - calls_before,
+                "calls_total": self.score.calls,
+                "step_best": float(scores[valid].max()) if valid.any() else np.nan,
+                "time_query": t1 - t0,
+                "time_filter": t2 - t1,
+                "time_score": t3 - t2,
+            },
+        )
+        if not keep.any():
+            log.stop_reason = "no query has valid results left" if not live.any() else "prune kept no query"
+            log.annotate_last_step(time_update=0.0, time_total=t4 - t0)
+            return None
+
+        new = self.query_update(batch.select(keep))
+        vectors = check_query_vectors(new.vectors, self.vector_db.dim, name="query_update output")
+        parents = np.flatnonzero(live)[keep][np.asarray(new.parents, dtype=np.int64)]
+        t5 = time.perf_counter()
+        log.annotate_last_step(time_update=t5 - t4, time_total=t5 - t0)
+        if not len(vectors):
+            log.stop_reason = "the update produced no new queries"
+            return None
+        return Queries(vectors, log.new_query_ids(len(vectors)), queries.ids[parents], queries.root_ids[parents])
+
+    def search(
+        self,
+        query_vectors: np.ndarray,
+        iterations: int,
+        log: SearchLog | None = None,
+        max_calls: int | None = None,
+        progress: bool = False,
+        on_error: Literal["raise", "stop"] = "raise",
+    ) -> SearchLog:
+        """Run up to `iterations` steps from `query_vectors` (Q, dim) and return the log.
+
+        Stops early when no query has a valid result left, when the update makes no queries, or before a
+        step once `max_calls` score calls were made in this search. If a step raises, `on_error="raise"`
+        raises `SearchInterrupted` carrying the log of the completed iterations; `"stop"` returns that log with
+        `stop_reason` naming the error.
+        """
+        if not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+        if on_error not in ("raise", "stop"):
+            raise ValueError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
+        if len(self.vector_db) == 0:
+            raise ValueError("vector_db is empty (0 vectors): nothing to search")
+        log = SearchLog(self.vector_db.dim) if log is None else log
+        queries = self.start(query_vectors, log)
+        if iterations == 0:
+            log.stop_reason = "iterations=0"
+            return log
+        reset = getattr(self.query_update, "reset", None)
+        if callable(reset):
+            reset()
+        calls_at_start = self.score.calls
+        log.stop_reason = f"ran {iterations} iterations"
+
+        best = -np.inf
+        bar = _progress(progress, iterations)
+        with bar:
+            task = bar.add_task("emb-opt", total=iterations, calls=0, best=float("nan"))
+            for _ in range(iterations):
+                if max_calls is not None and self.score.calls - calls_at_start >= max_calls:
+                    log.stop_reason = f"reached max_calls={max_calls}"
+                    break
+                try:
+                    queries = self.step(queries, log)
+                except Exception as err:
+                    log.stop_reason = f"error: {type(err).__name__}: {err}"
+                    if on_error == "raise":
+                        raise SearchInterrupted(
+                            f"search stopped after {log.iterations} iterations: {log.stop_reason}", log
+                        ) from err
+                    break
+                best = np.fmax(best, log.steps_list[-1]["step_best"])
+                bar.update(task, advance=1, calls=self.score.calls - calls_at_start, best=best)
+                if queries is None:
+                    break
+        return log
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("calls {task.fields[calls]:,}  best {task.fields[best]:.4g}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )

@@ -8,7 +8,7 @@ ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: install train evaluate test test-slow bench sweep wandb-sweep clean
+.PHONY: install train evaluate test test-slow bench search sweep wandb-sweep clean
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,23 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-bench: install
-	$(BIN)/python bench/bench_train.py $(ARGS)
+bench: install  ## every target of every issue, as tables (training run included: ~20 minutes in all)
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_search.py
+	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_emb_opt.py
+	$(BIN)/python bench/bench_deep_memory.py
+
+search: install  ## make search INDEX=outputs/index/msmarco (interactive)
+	$(BIN)/twotower search --index $(INDEX) --interactive
+
+SWEEP ?= optuna
+sweep: install  ## Optuna TPE sweep from conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one)
+	$(BIN)/python train.py -m hparams_search=$(SWEEP) $(ARGS)
+	$(BIN)/python -m twotower.sweep
+
+wandb-sweep: install  ## W&B sweep from sweeps/$(SWEEP).yaml (needs `wandb login`); SWEEP=gru|mean|losses
+	mkdir -p outputs && $(BIN)/wandb sweep sweeps/$(SWEEP).yaml 2>&1 | tee outputs/wandb-sweep.log
+	$(BIN)/wandb agent $$(grep -o 'wandb agent .*' outputs/wandb-sweep.log | awk '{print $$3}')
 
 clean:
 	rm -rf outputs/ multirun/ .pytest_cache

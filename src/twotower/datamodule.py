@@ -4,6 +4,10 @@ Streaming: the unit of work is one parquet row group. Row groups are dealt round
 workers, and inside a row group rows are dealt to the distributed ranks, so each triplet is read by exactly
 one (rank, worker) pair per epoch, whatever `num_workers` is, and the set is never loaded whole. A shuffle
 buffer mixes rows across row groups; the order depends on (seed, epoch) only.
+
+Under DDP every rank must run the same number of steps or the gradient all-reduce waits for ever, so each
+rank takes exactly floor(n / world_size) rows of a row group of n: at most world_size - 1 rows of each
+1,000-row group sit out an epoch (different ones each epoch, since the rows are shuffled first).
 """
 
 from __future__ import annotations
@@ -42,11 +46,7 @@ class TripletStream(IterableDataset):
 
     def __len__(self) -> int:
         # Rows this rank sees per epoch (for progress bars); workers split them among themselves.
-        total = 0
-        for f, g in self.units:
-            n = pq.ParquetFile(f).metadata.row_group(g).num_rows
-            total += len(range(self.rank, n, self.world_size))
-        return total
+        return sum(pq.ParquetFile(f).metadata.row_group(g).num_rows // self.world_size for f, g in self.units)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -60,6 +60,10 @@ class TripletStream(IterableDataset):
         for f, g in mine:
             pf = handles.setdefault(f, pq.ParquetFile(f))
             rows = pf.read_row_group(g, columns=["query", "positive", "negatives"]).to_pylist()
+            if self.world_size > 1:
+                # Shuffled with a generator every rank shares, then split evenly (see the module docstring).
+                np.random.default_rng([self.seed, self.epoch, g, len(rows)]).shuffle(rows)
+                rows = rows[: len(rows) - len(rows) % self.world_size]
             for row in rows[self.rank :: self.world_size]:
                 if self.shuffle_buffer <= 0:
                     yield row
@@ -134,6 +138,7 @@ class MSMarcoDataModule(L.LightningDataModule):
         self.eval_split: Split | None = None
         self.skipped: Counter = Counter()
         self._files: list[Path] = []
+        self._resume_epoch: int | None = None
 
     def _read(self, name: str) -> Split:
         if self.source == "passage":
@@ -155,6 +160,21 @@ class MSMarcoDataModule(L.LightningDataModule):
         if self.skipped:
             log.warning("skipped blank rows: %s", dict(self.skipped))
 
+    def _stream_epoch(self) -> int:
+        """The epoch whose order the next pass follows: Lightning's count of finished epochs, except on the
+        first pass after a resume, which Lightning starts before it restores that count."""
+        if self._resume_epoch is not None:
+            epoch, self._resume_epoch = self._resume_epoch, None
+            return epoch
+        trainer = getattr(self, "trainer", None)
+        return trainer.fit_loop.epoch_progress.current.processed if trainer else 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stream_epoch": self._stream_epoch() if getattr(self, "trainer", None) else 0}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_epoch = state_dict.get("stream_epoch")
+
     def train_dataloader(self) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
@@ -163,6 +183,6 @@ class MSMarcoDataModule(L.LightningDataModule):
             stream, batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=partial(collate_triplets, tokenizer=self.tokenizer,
                                query_max_length=self.query_max_length, doc_max_length=self.doc_max_length),
-            epoch=lambda: trainer.current_epoch if trainer else 0,
+            epoch=self._stream_epoch,
             persistent_workers=False,
         )

@@ -21,7 +21,7 @@ class TwoTowerModule(L.LightningModule):
 
     def __init__(self, model: TwoTower, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, tokenizer=None, model_config: dict | None = None,
-                 run_config: dict | None = None) -> None:
+                 run_config: dict | None = None, seed: int = 0) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
@@ -30,6 +30,12 @@ class TwoTowerModule(L.LightningModule):
         self.tokenizer = tokenizer
         self.model_config = model_config or {}
         self.run_config = run_config or {}
+        self.seed = seed
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout draws depend on (seed, step) only, so a run resumed from a checkpoint replays exactly what
+        # the uninterrupted run did (Lightning does not restore the RNG state).
+        torch.manual_seed(self.seed * 1_000_003 + self.global_step)
 
     def encoder(self) -> TwoTowerEncoder:
         return TwoTowerEncoder(self.model, self.tokenizer, self.model_config.get("query_max_length", 32),

@@ -33,7 +33,7 @@ class MeanTower(nn.Module):
     when known: without it a bag of words is dominated by "the", "of" and "is".
     """
 
-    def __init__(self, embedding: nn.Embedding, output_dim: int = 128, hidden_dim: int = 0, dropout: float = 0.0,
+    def __init__(self, embedding: nn.Embedding, output_dim: int = 128, hidden_size: int = 0, dropout: float = 0.0,
                  token_weights: bool = True, idf: torch.Tensor | None = None) -> None:
         super().__init__()
         self.embedding = embedding
@@ -43,7 +43,7 @@ class MeanTower(nn.Module):
             # softplus^-1 so that softplus(logit) starts at exactly `start`.
             self.weight_logit = nn.Parameter(start + torch.log(-torch.expm1(-start)))
         self.dropout = nn.Dropout(dropout)
-        self.head = _mlp(embedding.embedding_dim, hidden_dim, output_dim, dropout)
+        self.head = _mlp(embedding.embedding_dim, hidden_size, output_dim, dropout)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = (ids != 0).unsqueeze(-1).to(self.embedding.weight.dtype)

@@ -88,6 +88,7 @@ def train(cfg: DictConfig) -> TrainResult:
         tokenizer=tokenizer,
         model_config=model_config,
         run_config=resolved,
+        seed=cfg.seed,
     )
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)

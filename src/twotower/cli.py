@@ -1,0 +1,286 @@
+"""The `twotower` command: `twotower index`, `twotower search`, `twotower leaderboard`, ...
+
+    twotower index --ckpt outputs/runs/<run>/checkpoints/best.pt \\
+        --collection ../shared/data/msmarco-passage/collection.tsv --out outputs/index/msmarco --kind hnsw
+    twotower search --index outputs/index/msmarco --query "cooking an egg"
+    twotower search --index outputs/index/msmarco --interactive
+    twotower search --index outputs/index/msmarco --queries queries.dev.tsv --run-out dev.run --qrels qrels.dev.tsv
+    twotower leaderboard --runs outputs --metric mrr@10 --plot leaderboard.png
+
+Adding a subcommand: write `configure(parser)` (adds arguments; keep heavy imports out of it) and
+`run(args) -> int` (exit status) in your module, and add one `Subcommand` line to `SUBCOMMANDS`, naming them
+as "module:function" so they are imported only when used. Errors a user can fix (a missing file, a
+mismatched index) are printed as one red line, exit status 1; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    configure: str  # "module:function(parser) -> None"
+    run: str  # "module:function(args) -> int"
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("index", "build an index from a checkpoint and a collection, or add documents to one",
+               "twotower.cli:configure_index", "twotower.cli:run_index"),
+    Subcommand("search", "query an index: one query, interactive, or a queries file to a TREC run",
+               "twotower.cli:configure_search", "twotower.cli:run_search"),
+    Subcommand("leaderboard", "rank the checkpoints of a folder of training runs",
+               "twotower.cli:configure_leaderboard", "twotower.cli:run_leaderboard"),
+    Subcommand("emb-opt", "steer query vectors through an index towards what a score likes (Hydra overrides)",
+               "twotower.cli:configure_emb_opt", "twotower.cli:run_emb_opt"),
+]
+
+
+def configure_emb_opt(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs=argparse.REMAINDER,
+                        help="Hydra overrides for conf/emb_opt/config.yaml, e.g. strategy=rl iterations=40")
+
+
+def run_emb_opt(args: argparse.Namespace) -> int:
+    from twotower.emb_opt import cli as emb_opt_cli
+
+    # Hydra's entry point reads sys.argv: hand it exactly the overrides.
+    sys.argv = ["twotower emb-opt", *args.overrides]
+    emb_opt_cli.main()
+    return 0
+
+
+def _resolve(target: str) -> Callable:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twotower", description="Two-tower retrieval: index, search, compare.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        _resolve(command.configure)(child)
+        child.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = args.debug or bool(os.environ.get("TWOTOWER_DEBUG"))
+    try:
+        return int(_resolve(args._run)(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug or not _user_error(exc):
+            raise
+        from rich.console import Console
+
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its text
+        from rich.text import Text
+
+        # A Text, not markup: messages quote ids and paths that may hold [brackets].
+        Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), str(message)))
+        return 1
+
+
+def _user_error(exc: Exception) -> bool:
+    """Errors with a message meant for the user (bad path, bad file, mismatched index), not bugs."""
+    from twotower.checkpoint import CheckpointError
+    from twotower.msmarco import DataFormatError
+    from twotower.search.errors import SearchError
+
+    return isinstance(exc, (SearchError, CheckpointError, DataFormatError, FileNotFoundError, KeyError, ValueError))
+
+
+def _params(items: Sequence[str] | None) -> dict:
+    from twotower.search.kinds import parse_param
+
+    return dict(parse_param(item) for item in items or [])
+
+
+# -- index ------------------------------------------------------------------------------------------------
+
+def configure_index(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", help="twotower .pt checkpoint whose document tower encodes the passages")
+    parser.add_argument("--collection", required=True, help="collection.tsv (pid<TAB>text), an ms_marco .parquet, or .jsonl")
+    parser.add_argument("--out", "--index", dest="out", required=True, help="index folder to create, replace, or add to")
+    parser.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"], help="index kind (default: flat, exact)")
+    parser.add_argument("--config", help="an index config (conf/index/*.yaml, with _target_) instead of --kind")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="override an index setting, e.g. ef_search=256")
+    parser.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="where vectors live (default: faiss)")
+    parser.add_argument("--milvus-uri", help="Milvus server URI (http://host:19530); default: Milvus Lite in OUT/milvus.db")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--device", help="torch device for encoding (default: cuda when available)")
+    parser.add_argument("--add", action="store_true", help="add the collection's documents to the existing index at --out")
+    parser.add_argument("--skip-existing", action="store_true", help="with --add: skip ids already indexed instead of failing")
+
+
+def _index_kind(args: argparse.Namespace):
+    from twotower.search.kinds import make_kind
+
+    if args.config:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        from twotower.search.kinds import with_settings
+
+        return with_settings(instantiate(OmegaConf.load(args.config)), **_params(args.param))
+    return make_kind(args.kind, **_params(args.param))
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from twotower.search import Searcher, build_index
+
+    console = Console()
+    if args.add:
+        with Searcher.load(args.out, checkpoint=args.ckpt, device=args.device) as searcher:
+            added = searcher.add(args.collection, skip_existing=args.skip_existing, batch_size=args.batch_size, progress=True)
+            console.print(f"added [bold]{added:,}[/] documents to {args.out}: {searcher.describe()}")
+        return 0
+    if not args.ckpt:
+        raise ValueError("--ckpt is required to build an index (only --add reuses the index's own checkpoint)")
+    manifest = build_index(args.ckpt, args.collection, args.out, kind=_index_kind(args), backend=args.backend,
+                           milvus_uri=args.milvus_uri, batch_size=args.batch_size, device=args.device)
+    table = Table(title=f"index built: {args.out}", show_header=False, title_style="bold green")
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("index", manifest.describe())
+    table.add_row("settings", ", ".join(f"{k}={v}" for k, v in manifest.index.items() if k != "kind") or "—")
+    table.add_row("checkpoint", f"{manifest.checkpoint['path']} (sha256 {manifest.checkpoint['sha256'][:12]})")
+    table.add_row("build", f"{manifest.build['seconds']:.1f} s, {manifest.build['passages_per_second']:,.0f} passages/s "
+                           f"(encoding {manifest.build['encode_seconds']:.1f} s on {manifest.build['device']})")
+    table.add_row("size", f"{sum(manifest.files.values()) / 2**20:,.1f} MB in {len(manifest.files)} files")
+    console.print(table)
+    return 0
+
+
+# -- search -----------------------------------------------------------------------------------------------
+
+def configure_search(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", required=True, help="index folder built by `twotower index`")
+    parser.add_argument("--ckpt", help="checkpoint (default: the one recorded in the index; must be the same model)")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--query", "-q", action="append", help="a query (repeat for several)")
+    mode.add_argument("--interactive", "-i", action="store_true", help="type queries, see results, :q to quit")
+    mode.add_argument("--queries", help="queries file (qid<TAB>query): batch mode, needs --run-out")
+    parser.add_argument("--run-out", help="TREC run file to write in batch mode (qid Q0 docid rank score tag)")
+    parser.add_argument("--qrels", help="batch mode: also score the run against these TREC qrels")
+    parser.add_argument("--tag", default="twotower", help="run tag in the TREC file")
+    parser.add_argument("-k", "--k", type=int, default=None, help="results per query (default 10; 100 in batch mode)")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="search setting, e.g. ef_search=256, nprobe=64")
+    parser.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
+    parser.add_argument("--device", help="torch device for the query tower (default: cuda when available)")
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from twotower.search import Searcher
+
+    console = Console()
+    if args.queries and not args.run_out:
+        raise ValueError("--queries writes a TREC run: give the output file with --run-out")
+    with Searcher.load(args.index, checkpoint=args.ckpt, device=args.device, **_params(args.param)) as searcher:
+        if args.interactive:
+            from twotower.search.interactive import interactive
+
+            interactive(searcher, k=args.k or 10, console=console)
+        elif args.queries:
+            _batch(searcher, args, console)
+        else:
+            # One at a time, so each query's timings are its own.
+            results = [searcher.search(query, k=args.k or 10) for query in args.query]
+            if args.json:
+                print(json.dumps([_results_dict(r) for r in results], indent=2))
+            else:
+                from twotower.search.render import render_results
+
+                for found in results:
+                    console.print(render_results(found, searcher.device, searcher.describe(short=True)))
+    return 0
+
+
+def _results_dict(results) -> dict:
+    return {"query": results.query, "truncated": results.truncated,
+            "timings_ms": {"encode": results.encode_ms, "search": results.search_ms, "fetch": results.fetch_ms},
+            "hits": [{"rank": h.rank, "id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in results]}
+
+
+def _batch(searcher, args: argparse.Namespace, console) -> None:
+    from twotower.search.batch import run_of, search_queries_file
+
+    results = search_queries_file(searcher, args.queries, args.run_out, k=args.k or 100, tag=args.tag)
+    per_query = sum(r.total_ms for r in results.values()) / max(len(results), 1)
+    console.print(f"wrote {sum(len(r) for r in results.values()):,} lines for {len(results):,} queries to "
+                  f"[bold]{args.run_out}[/] ({per_query:.2f} ms a query, batched)")
+    if args.qrels:
+        from rich.table import Table
+
+        from twotower.metrics import retrieval_metrics
+        from twotower.msmarco import read_qrels
+
+        qrels = read_qrels(args.qrels)
+        judged = {q: r for q, r in run_of(results).items() if q in qrels}
+        metrics = retrieval_metrics(judged, {q: qrels[q] for q in judged})
+        shown = ("mrr@10", "mrr", "recall@1", "recall@10", "recall@100", "ndcg@10", "map")
+        table = Table(title=f"{args.run_out} on {len(judged):,} judged queries", header_style="bold")
+        for name in shown:
+            table.add_column(name, justify="right")
+        table.add_row(*(f"{metrics[name]:.4f}" for name in shown))
+        console.print(table)
+
+
+# -- leaderboard ------------------------------------------------------------------------------------------
+
+def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", default="outputs", help="folder of training runs (searched recursively; default outputs)")
+    parser.add_argument("--metric", default="mrr@10", help="rank by this metric (default mrr@10)")
+    parser.add_argument("--top", type=int, help="show only the best N runs")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (or stdout with no FILE)")
+    parser.add_argument("--plot", metavar="PNG", help="write per-epoch curves and the leaderboard as a PNG")
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from twotower.atomic import atomic_path
+    from twotower.leaderboard import collect_runs, leaderboard_json, leaderboard_table, plot_leaderboard, rank_runs
+
+    console = Console(stderr=args.json == "-")
+    metric = args.metric.lower()
+    runs = rank_runs(collect_runs(args.runs), metric)
+    if not runs:
+        console.print(f"[yellow]no training runs under {args.runs}[/] (a run folder holds metrics.json or checkpoints/best.pt)")
+        return 1
+    shown = runs[: args.top] if args.top else runs
+    if args.json == "-":
+        print(leaderboard_json(shown, metric))
+    else:
+        console.print(leaderboard_table(shown, metric, width=console.width))
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                Path(tmp).write_text(leaderboard_json(shown, metric) + "\n")
+            console.print(f"wrote {args.json}")
+    if args.plot:
+        plot_leaderboard(shown, metric, args.plot)
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

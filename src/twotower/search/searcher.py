@@ -1,0 +1,265 @@
+"""`Searcher`: a built index plus the checkpoint that built it, answering text queries.
+
+    searcher = Searcher.load("outputs/index/msmarco")
+    results = searcher.search("cooking an egg", k=10)
+    results.ids, results.scores, results.texts, results.encode_ms, results.search_ms
+    searcher.similarity("cooking an egg", "Boil the egg for seven minutes.")
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, overload
+
+import numpy as np
+
+from twotower.search.build import add_documents, default_device, load_encoder_with_identity
+from twotower.search.documents import documents_from_mapping, read_documents
+from twotower.search.errors import EmptyQueryError, IndexCorruptError, IndexMismatchError
+from twotower.search.faiss_backend import FaissBackend
+from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, with_settings
+from twotower.search.manifest import Manifest, check_files, documents_file, read_manifest
+from twotower.search.store import Document, DocumentStore
+
+
+@dataclass
+class Hit:
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    """The ranked hits of one query, and where the time went (for a batch: the whole batch's time)."""
+
+    query: str
+    hits: list[Hit]
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+    fetch_ms: float = 0.0
+    query_tokens: int = 0
+    max_query_tokens: int = 0
+
+    @property
+    def ids(self) -> list[str]:
+        return [h.id for h in self.hits]
+
+    @property
+    def scores(self) -> list[float]:
+        return [h.score for h in self.hits]
+
+    @property
+    def texts(self) -> list[str]:
+        return [h.text for h in self.hits]
+
+    @property
+    def truncated(self) -> bool:
+        """The query had more tokens than the query tower reads; only the first `max_query_tokens` counted."""
+        return self.query_tokens > self.max_query_tokens
+
+    @property
+    def total_ms(self) -> float:
+        return self.encode_ms + self.search_ms + self.fetch_ms
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.hits)
+
+    def __getitem__(self, i: int) -> Hit:
+        return self.hits[i]
+
+
+def _open_backend(folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None):
+    if manifest.backend == "faiss":
+        return FaissBackend.load(folder, manifest.build_id, spec, use_gpu)
+    if manifest.backend == "milvus":
+        from twotower.search.milvus_backend import MilvusBackend, resolve_uri
+
+        return MilvusBackend.connect(resolve_uri(manifest.milvus["uri"], folder), manifest.milvus["collection"], spec,
+                                     manifest.count)
+    raise IndexCorruptError(f"{folder}/manifest.json: unknown backend {manifest.backend!r}")
+
+
+class Searcher:
+    """Query an index with the two-tower model that built it."""
+
+    def __init__(self, folder: Path, manifest: Manifest, encoder, store: DocumentStore, backend) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.encoder = encoder
+        self.store = store
+        self.backend = backend
+
+    @classmethod
+    def load(cls, path: str | Path, checkpoint: str | Path | None = None, device: str | None = None,
+             use_gpu: bool | None = None, **search_settings: Any) -> "Searcher":
+        """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
+        SHA-256 must match the one that built the index. `search_settings` override the kind's search knobs
+        (`nprobe=64`, `ef_search=256`, `k_factor=16`)."""
+        folder = Path(path)
+        manifest = read_manifest(folder)
+        check_files(folder, manifest)
+        encoder = cls._matching_encoder(folder, manifest, checkpoint, device or default_device())
+        store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
+        if len(store) != manifest.count:
+            store.close()
+            raise IndexCorruptError(f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index")
+        spec = with_settings(kind_from_dict(manifest.index), **search_settings)
+        backend = _open_backend(folder, manifest, spec, use_gpu)
+        if manifest.backend == "faiss" and len(backend) != manifest.count:
+            raise IndexCorruptError(f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}")
+        return cls(folder, manifest, encoder, store, backend)
+
+    @staticmethod
+    def _matching_encoder(folder: Path, manifest: Manifest, checkpoint: str | Path | None, device: str):
+        built_with = manifest.checkpoint
+        path = Path(checkpoint) if checkpoint else Path(built_with["path"])
+        if not path.is_file():
+            why = "was given" if checkpoint else "built this index (per its manifest)"
+            raise IndexMismatchError(f"checkpoint {path} {why} but does not exist; pass the checkpoint with --ckpt / checkpoint=")
+        encoder, identity = load_encoder_with_identity(path, device)
+        if identity["sha256"] != built_with["sha256"]:
+            raise IndexMismatchError(
+                f"{folder} was built with a different model than {path}: the index holds vectors of checkpoint "
+                f"{built_with['path']} (sha256 {built_with['sha256'][:12]}, {_describe_model(built_with['model_config'])}, "
+                f"{manifest.dim}-d), this file has sha256 {identity['sha256'][:12]} "
+                f"({_describe_model(identity['model_config'])}). Vectors from two models are not comparable: rebuild "
+                f"with `twotower index --ckpt {path} --out {folder} ...`, or pass the original checkpoint."
+            )
+        return encoder
+
+    # -- querying -----------------------------------------------------------------------------------------
+
+    @overload
+    def search(self, queries: str, k: int = 10) -> Results: ...
+
+    @overload
+    def search(self, queries: Sequence[str], k: int = 10) -> list[Results]: ...
+
+    def search(self, queries, k: int = 10):
+        """Top-`k` documents for one query (-> `Results`) or for each of a list of queries (-> list)."""
+        single = isinstance(queries, str)
+        texts = [queries] if single else list(queries)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                where = "" if single else f" (query {i})"
+                raise EmptyQueryError(f"the query is empty{where}: give some words to search for")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        t0 = time.perf_counter()
+        vectors = self.encoder.encode_queries(texts)
+        t1 = time.perf_counter()
+        scores, rows = self.backend.search(vectors, k)
+        t2 = time.perf_counter()
+        flat = [int(r) for r in rows.ravel() if r >= 0]
+        documents = dict(zip(flat, self.store.get(flat)))
+        t3 = time.perf_counter()
+        n = len(texts)
+        out = []
+        limit = self.encoder.query_max_length
+        for text, srow, rrow in zip(texts, scores, rows):
+            hits = []
+            for score, row in zip(srow, rrow):
+                doc = documents.get(int(row)) if row >= 0 else None
+                if doc is not None:
+                    hits.append(Hit(len(hits) + 1, doc.id, float(score), doc.text, doc.metadata))
+            out.append(Results(text, hits, (t1 - t0) * 1e3 / n if n > 1 else (t1 - t0) * 1e3,
+                               (t2 - t1) * 1e3 / n if n > 1 else (t2 - t1) * 1e3,
+                               (t3 - t2) * 1e3 / n if n > 1 else (t3 - t2) * 1e3,
+                               len(self.encoder.tokenizer.tokenize(text)), limit))
+        return out[0] if single else out
+
+    def similarity(self, a: str | Sequence[str], b: str | Sequence[str]) -> float | np.ndarray:
+        """Cosine similarity of `a` through the query tower and `b` through the document tower: a float for two
+        texts, a (len(a), len(b)) matrix for lists."""
+        texts_a, texts_b = _as_list(a), _as_list(b)
+        if not texts_a or not texts_b or any(not isinstance(t, str) or not t.strip() for t in texts_a + texts_b):
+            raise EmptyQueryError("similarity needs non-empty texts on both sides")
+        qa = self.encoder.encode_queries(texts_a)
+        db = self.encoder.encode_documents(texts_b)
+        matrix = qa @ db.T
+        return float(matrix[0, 0]) if isinstance(a, str) and isinstance(b, str) else matrix
+
+    def tune(self, **search_settings: Any) -> None:
+        """Change search-time knobs of the loaded index, e.g. `tune(ef_search=256)` or `tune(nprobe=8)`."""
+        spec = with_settings(self.spec, **search_settings)
+        self.backend.configure(spec)
+
+    # -- growing the index --------------------------------------------------------------------------------
+
+    def add(self, documents: str | Path | Mapping[str, str] | Sequence[Document], skip_existing: bool = False,
+            batch_size: int = 512, progress: bool = False) -> int:
+        """Encode and add documents (a collection file, {id: text}, or `Document`s); returns how many were added.
+
+        Ids already in the index raise `DuplicateDocumentError` unless `skip_existing`. The change is committed
+        atomically: on any error the index on disk is as before.
+        """
+        if isinstance(documents, (str, Path)):
+            documents = read_documents(documents)
+        elif isinstance(documents, Mapping):
+            documents = documents_from_mapping(documents)
+        try:
+            manifest, added = add_documents(self.folder, self.encoder, self.manifest, self.backend, list(documents),
+                                            skip_existing, batch_size, progress)
+        except BaseException:
+            self._reopen(self.manifest)  # the in-memory vectors may hold the failed rows
+            raise
+        self._reopen(manifest)
+        return added
+
+    def _reopen(self, manifest: Manifest) -> None:
+        self.store.close()
+        self.manifest = manifest
+        self.store = DocumentStore(self.folder / documents_file(manifest.build_id), readonly=True)
+        if manifest.backend == "faiss":
+            use_gpu = self.backend.device == "GPU"
+            self.backend.close()
+            self.backend = FaissBackend.load(self.folder, manifest.build_id, self.spec, use_gpu)
+        else:
+            self.backend.visible = manifest.count
+
+    # -- description --------------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> IndexKind:
+        return self.backend.spec
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def describe(self, short: bool = False) -> str:
+        if short:
+            return f"{self.manifest.backend} {self.spec.kind} · {len(self):,} passages · {self.device}"
+        settings = ", ".join(f"{k}={v}" for k, v in kind_to_dict(self.spec).items() if k != "kind")
+        return f"{self.manifest.backend} {self.spec.kind}{f' ({settings})' if settings else ''} · {len(self):,} passages · {self.manifest.dim}-d · {self.device}"
+
+    def close(self) -> None:
+        self.store.close()
+        self.backend.close()
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _as_list(texts: str | Sequence[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def _describe_model(model_config: dict[str, Any]) -> str:
+    tower = model_config.get("tower", {})
+    name = str(tower.get("_target_", "?")).rsplit(".", 1)[-1]
+    return f"{name}, {model_config.get('tokenizer', {}).get('kind', '?')} tokens"

@@ -1,0 +1,92 @@
+"""BM25 and zero-shot MiniLM baselines, scored the same way as a checkpoint (`EvalResult`)."""
+
+import numpy as np
+import pytest
+
+from twotower import baselines
+from twotower.baselines import evaluate_baseline, minilm_cache_path
+from twotower.msmarco import Split, passage_split
+
+# The figures measured in ../shared/data/README.md (480 dev queries, 24,372 passages).
+README = {"bm25": {"mrr@10": 0.321, "recall@10": 0.679, "ndcg@10": 0.407},
+          "minilm": {"mrr@10": 0.531, "recall@10": 0.852, "ndcg@10": 0.609}}
+
+
+@pytest.fixture
+def tiny_split() -> Split:
+    collection = {
+        "p1": "Place the eggs in boiling water and cook them for seven minutes.",
+        "p2": "The stock market fell sharply as investors sold technology shares.",
+        "p3": "Paris is the capital and most populous city of France.",
+        "p4": "A golden retriever is a friendly, medium-sized dog breed.",
+        "p5": "Photosynthesis converts light energy into chemical energy in plants.",
+    }
+    queries = {"q1": "how long to cook eggs in boiling water", "q2": "capital city of france", "q3": "why did share prices drop",
+               "q4": "unjudged query about dogs"}
+    qrels = {"q1": {"p1": 1}, "q2": {"p3": 1}, "q3": {"p2": 1}}
+    return Split(queries, qrels, collection)
+
+
+def test_bm25_ranks_the_passage_sharing_the_query_words_first(tiny_split):
+    result = evaluate_baseline("bm25", tiny_split, progress=False)
+
+    assert result.ranking["q1"][0] == "p1" and result.ranking["q2"][0] == "p3"
+    assert result.num_queries == 3 and "q4" not in result.ranking  # only judged queries are scored
+    assert result.num_passages == 5
+    assert result.scores["q1"] == sorted(result.scores["q1"], reverse=True)
+
+
+def test_minilm_understands_what_bm25_cannot_and_caches_the_corpus(tiny_split, monkeypatch):
+    # "share prices drop" shares no word with "stock market fell ... shares" except by meaning.
+    result = evaluate_baseline("minilm", tiny_split, progress=False)
+    assert result.metrics["mrr@10"] == 1.0
+    cache = minilm_cache_path(tiny_split.collection)
+    assert cache.name.startswith("minilm_") and len(cache.stem) == len("minilm_") + 12 and cache.exists()
+    assert np.allclose(np.linalg.norm(np.load(cache), axis=1), 1.0, atol=1e-5)
+
+    encoded = []
+    real_encode = baselines._encode
+    monkeypatch.setattr(baselines, "_encode", lambda model, texts: encoded.append(len(texts)) or real_encode(model, texts))
+    again = evaluate_baseline("minilm", tiny_split, progress=False)
+    assert encoded == [3]  # the three judged queries; the corpus came from the cache
+    assert again.ranking == result.ranking
+
+
+def test_the_cache_key_changes_when_any_passage_changes(tiny_split):
+    edited = dict(tiny_split.collection, p5="Photosynthesis converts light into sugar.")
+    reordered = dict(reversed(list(tiny_split.collection.items())))
+
+    assert minilm_cache_path(edited) != minilm_cache_path(tiny_split.collection)
+    assert minilm_cache_path(reordered) == minilm_cache_path(tiny_split.collection)
+
+
+def test_max_queries_and_k_limit_the_work(small_msmarco):
+    split = passage_split("dev", small_msmarco / "msmarco-passage")
+    result = evaluate_baseline("bm25", split, max_queries=10, k=20, progress=False)
+
+    assert result.num_queries == 10 and len(result.ranking) == 10
+    assert all(len(r) == 20 for r in result.ranking.values())
+    assert set(result.metrics) >= {"mrr@10", "recall@1", "recall@5", "recall@10", "ndcg@10", "map"}
+
+
+def test_an_unknown_baseline_is_named_with_the_choices(tiny_split):
+    with pytest.raises(ValueError, match="unknown baseline 'bm42'.*bm25, minilm"):
+        evaluate_baseline("bm42", tiny_split)
+
+
+def test_bm25_reproduces_the_readme_figures_on_the_full_dev_set(msmarco_dir):
+    result = evaluate_baseline("bm25", passage_split("dev", msmarco_dir / "msmarco-passage"), progress=False)
+
+    assert result.num_queries == 480 and result.num_passages == 24_372
+    for metric, expected in README["bm25"].items():
+        assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric
+
+
+@pytest.mark.slow
+def test_minilm_reproduces_the_readme_figures_on_the_full_dev_set(msmarco_dir, monkeypatch):
+    # The project's own cache (outputs/cache): the corpus encode takes ~10 minutes once, then seconds.
+    monkeypatch.delenv("TWOTOWER_CACHE", raising=False)
+    result = evaluate_baseline("minilm", passage_split("dev", msmarco_dir / "msmarco-passage"))
+
+    for metric, expected in README["minilm"].items():
+        assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric

@@ -92,3 +92,9 @@ def test_a_typo_in_a_sweep_is_caught():
         check_all_points([], ["loss.temprature"], [[0.1]])
     with pytest.raises(Exception, match="gruu"):
         check_all_points([], ["model"], [["gruu"]])
+
+
+def test_slurm_launcher_config_composes():
+    cfg = compose_train(["launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1

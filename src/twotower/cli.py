@@ -121,7 +121,7 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="override an index setting, e.g. ef_search=256")
     parser.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="where vectors live (default: faiss)")
     parser.add_argument("--milvus-uri", help="Milvus server URI (http://host:19530); default: Milvus Lite in OUT/milvus.db")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", help="torch device for encoding (default: cuda when available)")
     parser.add_argument("--add", action="store_true", help="add the collection's documents to the existing index at --out")
     parser.add_argument("--skip-existing", action="store_true", help="with --add: skip ids already indexed instead of failing")

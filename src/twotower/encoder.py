@@ -27,13 +27,15 @@ class TwoTowerEncoder:
         with torch.no_grad():
             return int(self.encode_queries(["dimension probe"]).shape[1])
 
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 512, progress: bool = False) -> np.ndarray:
+    # Large batches pay: on CPU a recurrent tower's cost is dominated by per-step overhead, and a 2,048-row batch
+    # encodes a GRU corpus ~10x faster than 256-row ones (bench/bench_train.py).
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 2048, progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.model.encode_queries, self.query_max_length, batch_size, progress, "queries")
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 2048, progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.model.encode_documents, self.doc_max_length, batch_size, progress, "passages")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _encode(self, texts, tower, max_length, batch_size, progress, what) -> np.ndarray:
         texts = list(texts)
         if not texts:

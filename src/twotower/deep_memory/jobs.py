@@ -1,0 +1,287 @@
+"""Background training jobs: one folder and one worker process per job, state in JSON files.
+
+    <store>/deep_memory/jobs/<job id>/
+        job.json        status, progress, results: written by the worker (and by readers only once the
+                        worker is gone: to record `failed` or `cancelled`)
+        worker.json     pid and process start time, written by the launcher
+        relevance.npz   query embeddings (when embedded up front) and relevant store rows, in CSR form
+        queries.json    query texts (when the worker embeds them), embedding.pkl: the embedding function
+        settings.json   the resolved training settings
+        cancel          present once cancellation was asked for
+        model.pt        the trained adapter, once completed
+        worker.log      the worker's stdout and stderr
+
+The worker is `python -m twotower.deep_memory.worker <store> <job id>`, started in its own session so it
+outlives the process that asked for it; any process can read the folder and see the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from twotower.atomic import atomic_path
+
+STATUSES = ("pending", "training", "completed", "failed", "cancelled")
+ACTIVE = ("pending", "training")
+# A launched worker that has not written its pid within this time is taken as never started.
+SPAWN_GRACE_S = 120.0
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_job_id() -> str:
+    """Sortable by creation time, unique across processes."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:8]
+
+
+def write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=float))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (Linux), to tell a reused pid from our worker."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_alive(pid: int, start_ticks: int | None) -> bool:
+    """True while `pid` runs and is the same process that was launched (not a zombie, not a reused pid)."""
+    stat_path = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():  # Linux: also catches zombies and reused pids
+        try:
+            stat = stat_path.read_text()
+        except OSError:
+            return False
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] in ("Z", "X"):
+            return False
+        return start_ticks is None or int(fields[19]) == start_ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobFolder:
+    """Reading and updating one job's files."""
+
+    def __init__(self, root: Path, job_id: str) -> None:
+        self.id = job_id
+        self.dir = root / job_id
+
+    @property
+    def job_file(self) -> Path:
+        return self.dir / "job.json"
+
+    def read(self) -> dict:
+        for _ in range(20):
+            try:
+                return read_json(self.job_file)
+            except FileNotFoundError:
+                raise KeyError(f"no deep-memory job {self.id!r} in this store") from None
+            except json.JSONDecodeError:
+                time.sleep(0.05)
+        return read_json(self.job_file)
+
+    def update(self, **changes: Any) -> dict:
+        job = self.read()
+        job.update(changes, updated_at=now())
+        write_json(self.job_file, job)
+        return job
+
+    def worker(self) -> dict:
+        path = self.dir / "worker.json"
+        return read_json(path) if path.exists() else {}
+
+    def cancel_requested(self) -> bool:
+        return (self.dir / "cancel").exists()
+
+    def log_tail(self, lines: int = 5) -> str:
+        path = self.dir / "worker.log"
+        if not path.exists():
+            return ""
+        text = path.read_text(errors="replace").strip().splitlines()
+        return "\n".join(text[-lines:])
+
+
+def launch(root: Path, job_id: str, store_path: Path) -> subprocess.Popen:
+    """Start the worker for a prepared job folder; returns at once."""
+    folder = JobFolder(root, job_id)
+    env = dict(os.environ)
+    # The worker must import this package even when it is run from a source checkout.
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    log = open(folder.dir / "worker.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twotower.deep_memory.worker", str(store_path), job_id],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    log.close()
+    write_json(folder.dir / "worker.json", {"pid": proc.pid, "start_ticks": _proc_start_ticks(proc.pid), "launched_at": time.time()})
+    return proc
+
+
+def reconcile(folder: JobFolder) -> dict:
+    """The job's record, first marking it `failed` (or `cancelled`) if its worker is gone without saying so."""
+    job = folder.read()
+    if job["status"] not in ACTIVE:
+        return job
+    worker = folder.worker()
+    if worker:
+        if process_alive(worker["pid"], worker.get("start_ticks")):
+            return job
+        job = folder.read()  # it may have finished between the two reads
+        if job["status"] not in ACTIVE:
+            return job
+        if folder.cancel_requested():
+            return folder.update(status="cancelled", finished_at=now(), reason="cancelled before the worker finished")
+        tail = folder.log_tail()
+        return folder.update(
+            status="failed",
+            finished_at=now(),
+            reason=f"training process {worker['pid']} exited without finishing (killed or crashed)"
+            + (f"; last log lines:\n{tail}" if tail else ""),
+        )
+    created = datetime.fromisoformat(job["created_at"]).timestamp()
+    if time.time() - created > SPAWN_GRACE_S:
+        return folder.update(status="failed", finished_at=now(), reason="the training process never started")
+    return job
+
+
+def request_cancel(folder: JobFolder) -> dict:
+    job = reconcile(folder)
+    if job["status"] not in ACTIVE:
+        return job
+    (folder.dir / "cancel").touch()
+    worker = folder.worker()
+    if worker and process_alive(worker["pid"], worker.get("start_ticks")):
+        try:
+            os.kill(worker["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        return folder.read()
+    return folder.update(status="cancelled", finished_at=now(), reason="cancelled before training started")
+
+
+# --------------------------------------------------------------------------------------------- worker
+_term_requested = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _term_requested
+    _term_requested = True
+
+
+def run_worker(store_path: Path, job_id: str) -> int:
+    """Body of the worker process: embed queries if needed, train, save the model, record the outcome."""
+    import logging
+
+    from twotower.deep_memory.training import RelevanceData, TrainingSettings, train_adapter
+
+    # Lightning's start-up banners (no GPU, tips) would fill every job log; warnings still get through.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    root = store_path / "deep_memory" / "jobs"
+    folder = JobFolder(root, job_id)
+    stop = lambda: _term_requested or folder.cancel_requested()  # noqa: E731
+    t0 = time.monotonic()
+    try:
+        folder.update(status="training", started_at=now(), pid=os.getpid(), progress={"stage": "loading"})
+        settings = TrainingSettings(**read_json(folder.dir / "settings.json"))
+        if settings.num_threads:
+            torch.set_num_threads(settings.num_threads)
+        data = RelevanceData.load(folder.dir / "relevance.npz")
+        if data.queries.size == 0:
+            data = _embed_queries(folder, data, stop)
+        docs = np.load(store_path / "data" / "embeddings.npy", mmap_mode="r")
+        spec = folder.read()
+        docs = np.array(docs[: spec["store_count"]], dtype=np.float32)  # a private, writable copy
+
+        def report(progress: dict) -> None:
+            folder.update(progress={"stage": "training", **progress})
+
+        outcome = train_adapter(data, docs, settings, report=report, should_stop=stop)
+        if outcome.cancelled or stop():
+            folder.update(status="cancelled", finished_at=now(), reason="cancelled during training", results=outcome.summary())
+            return 0
+        with atomic_path(folder.dir / "model.pt") as tmp:
+            torch.save({"config": outcome.adapter.config(), "state_dict": outcome.adapter.state_dict()}, tmp)
+        results = outcome.summary()
+        results["job_seconds"] = time.monotonic() - t0
+        folder.update(
+            status="completed",
+            finished_at=now(),
+            accepted=outcome.accepted,
+            reason=outcome.reason,
+            results=results,
+            progress={"stage": "done", "eta_seconds": 0.0, "best_val": outcome.best_val, "base_val": outcome.base_val},
+        )
+        return 0
+    except _Cancelled:
+        folder.update(status="cancelled", finished_at=now(), reason="cancelled while embedding queries")
+        return 0
+    except BaseException as exc:  # the record must say why, whatever went wrong
+        traceback.print_exc()
+        if stop():
+            folder.update(status="cancelled", finished_at=now(), reason=f"cancelled ({type(exc).__name__})")
+            return 0
+        folder.update(status="failed", finished_at=now(), reason=f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _embed_queries(folder: JobFolder, data, stop) -> Any:
+    from twotower.deep_memory.store import embed
+
+    texts = read_json(folder.dir / "queries.json")["queries"]
+    with open(folder.dir / "embedding.pkl", "rb") as fh:
+        embedding_function = pickle.load(fh)
+    dim = folder.read()["dim"]
+    chunks, step = [], 1024
+    start = time.monotonic()
+    for i in range(0, len(texts), step):
+        if stop():
+            raise _Cancelled()
+        chunks.append(embed(embedding_function, texts[i : i + step], dim, "queries"))
+        done = i + len(chunks[-1])
+        rate = (time.monotonic() - start) / done
+        folder.update(progress={"stage": "embedding queries", "done": done, "total": len(texts), "eta_seconds": rate * (len(texts) - done)})
+    data.queries = np.concatenate(chunks)
+    return data

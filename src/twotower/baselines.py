@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from twotower.atomic import atomic_path
+from twotower.embedding_cache import cached_embeddings
 from twotower.evaluation import EvalResult, judged_queries
 from twotower.index import exact_search
 from twotower.metrics import retrieval_metrics
@@ -101,38 +101,16 @@ def _cuda() -> bool:
 def minilm_corpus_vectors(collection: dict[str, str], model=None, progress: bool = True) -> np.ndarray:
     """MiniLM vectors of every passage, rows in sorted-pid order: from the cache, or encoded (and cached)."""
     path = minilm_cache_path(collection)
-    if path.exists():
-        try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(collection):
-                return vectors
-            log.warning("%s holds %d rows for %d passages; encoding again", path, vectors.shape[0], len(collection))
-        except (ValueError, OSError) as exc:
-            log.warning("%s is unreadable (%s); encoding again", path, exc)
-    model = model or load_minilm()
     pids = sorted(collection)
-    parts = path.with_suffix(".parts")
-    parts.mkdir(parents=True, exist_ok=True)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    loaded = []
 
-    columns = (TextColumn("MiniLM: encoding passages"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("minilm", total=len(pids))
-        for start in range(0, len(pids), CACHE_PART):
-            part = parts / f"{start:09d}.npy"
-            chunk = pids[start : start + CACHE_PART]
-            if not part.exists():
-                vectors = _encode(model, [collection[p] for p in chunk])
-                with atomic_path(part) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, vectors)
-            bar.advance(task, len(chunk))
-    vectors = np.concatenate([np.load(parts / f"{s:09d}.npy") for s in range(0, len(pids), CACHE_PART)])
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, vectors)
-    for part in parts.iterdir():
-        part.unlink()
-    parts.rmdir()
-    return vectors
+    def embed(texts: list[str]) -> np.ndarray:
+        # The model loads only when something is left to encode: a warm cache never pays for it.
+        if not loaded:
+            loaded.append(model or load_minilm())
+        return _encode(loaded[0], texts)
+
+    return cached_embeddings(embed, [collection[p] for p in pids], path, "MiniLM passages", CACHE_PART, progress)
 
 
 def _encode(model, texts: list[str]) -> np.ndarray:

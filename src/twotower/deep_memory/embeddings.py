@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from twotower.atomic import atomic_path
+from twotower.embedding_cache import cached_embeddings
 from twotower.paths import cache_dir
 
 EmbeddingFunction = Callable[[list[str]], "np.ndarray"]
@@ -164,39 +164,5 @@ def cached_collection_embeddings(
     name: str,
     chunk: int = 2048,
 ) -> np.ndarray:
-    """Embed `texts` (the collection's passages, in file order) once and reuse the `.npy` afterwards.
-
-    Work is saved chunk by chunk under a `.parts` folder so an interrupted run resumes where it stopped.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    target = collection_cache_path(name, collection)
-    if target.exists():
-        vectors = np.load(target)
-        if len(vectors) == len(texts):
-            return vectors
-    parts = target.with_suffix(".parts")
-    parts.mkdir(parents=True, exist_ok=True)
-    # Length-sorted chunks keep padding low for transformer encoders.
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    starts = list(range(0, len(texts), chunk))
-    columns = (TextColumn("embedding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task(name, total=len(texts))
-        for start in starts:
-            part = parts / f"{start:09d}.npy"
-            if not part.exists():
-                idx = order[start : start + chunk]
-                vectors = np.asarray(embedding_function([texts[i] for i in idx]), dtype=np.float32)
-                with atomic_path(part) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, vectors)
-            progress.advance(task, min(chunk, len(texts) - start))
-    vectors = np.concatenate([np.load(parts / f"{s:09d}.npy") for s in starts])
-    out = np.empty_like(vectors)
-    out[order] = vectors
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, out)
-    for p in parts.iterdir():
-        p.unlink()
-    parts.rmdir()
-    return out
+    """Embed `texts` (the collection's passages, in file order) once and reuse the `.npy` afterwards."""
+    return cached_embeddings(embedding_function, texts, collection_cache_path(name, collection), name, chunk)

@@ -13,7 +13,7 @@ from twotower import api
 from twotower.checkpoint import CheckpointError, load_checkpoint, load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.batch_size=32", "trainer.max_epochs=2", "trainer.limit_train_batches=4", "logger=csv",
+TINY = ["data.batch_size=32", "trainer.max_epochs=2", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove",
         "data.num_negatives=2"]
 
 

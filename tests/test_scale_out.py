@@ -11,7 +11,7 @@ import pytest
 from twotower.sweep import collect, plot
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.batch_size=32", "trainer.limit_train_batches=6", "logger=csv", "model.tower.output_dim=32",
+TINY = ["data.batch_size=32", "trainer.limit_train_batches=6", "logger=csv", "model.tower.output_dim=32", "tokenizer=glove",
         "~callbacks.progress_bar"]
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 PAD, UNK = "<pad>", "<unk>"
+CACHE_LIMIT = 500_000  # texts whose ids are memoised: the whole shared corpus, a bounded slice of full MS MARCO
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -111,7 +112,7 @@ class WordTokenizer:
         if cached is None:
             get = self.word_to_index.get
             cached = [get(w, 1) for w in _WORD.findall(text.lower())] or [1]
-            if len(self._cache) < 500_000:
+            if len(self._cache) < CACHE_LIMIT:
                 self._cache[text] = cached
         return cached
 
@@ -144,6 +145,7 @@ class WordPieceTokenizer:
         self.index_to_word = [w for w, _ in sorted(self.word_to_index.items(), key=lambda kv: kv[1])]
         self.embedding_matrix = self._load_embeddings() if load_embeddings else None
         self.idf = None
+        self._cache: dict[str, list[int]] = {}
 
     @classmethod
     def build(cls, texts: Iterable[str] | None = None, path: str | Path | None = None) -> "WordPieceTokenizer":
@@ -171,9 +173,14 @@ class WordPieceTokenizer:
         return self._tok.encode(text, add_special_tokens=False).tokens
 
     def encode(self, texts: list[str], max_length: int) -> torch.Tensor:
+        # Passages recur (negatives, epochs): only texts not seen before go through the tokenizer.
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        unk = self.word_to_index["[UNK]"]
         # [CLS]/[SEP] carry no meaning for a bag or a recurrent tower trained from here: leave them out.
-        encodings = self._tok.encode_batch(texts, add_special_tokens=False)
-        return _pad([e.ids[:max_length] or [self.word_to_index["[UNK]"]] for e in encodings])
+        fresh = {t: e.ids or [unk] for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))}
+        if len(self._cache) + len(fresh) <= CACHE_LIMIT:
+            self._cache.update(fresh)
+        return _pad([(self._cache.get(t) or fresh[t])[:max_length] for t in texts])
 
     def state(self) -> dict:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}

@@ -65,6 +65,14 @@ def _headline(traceback_text: str) -> str:
     return (raised or errors or lines or ["unknown error"])[0 if raised else -1]
 
 
+def _short(value: str) -> str:
+    """Optuna's floats to 4 significant digits; anything else as it is."""
+    try:
+        return value if float(value).is_integer() else f"{float(value):.4g}"
+    except ValueError:
+        return value
+
+
 def _job_number(folder: Path) -> int:
     head = folder.name.split("_", 1)[0]
     return int(head) if head.isdigit() else 0
@@ -92,7 +100,7 @@ def report(jobs: list[Job], metric: str, console: Console | None = None) -> Job 
     for rank, job in enumerate(ranked, 1):
         extras = [f"{job.metrics.get(e, float('nan')):.4f}" for e in ("mrr", "recall@10", "ndcg@10") if e != metric]
         value = f"{job.metrics[metric]:.4f}" if job.ok and metric in job.metrics else f"[red]failed[/]"
-        table.add_row(str(rank), job.folder.name[:40], value, *extras, *(job.params.get(p, "") for p in params),
+        table.add_row(str(rank), str(_job_number(job.folder)), value, *extras, *(_short(job.params.get(p, "")) for p in params),
                       style=None if job.ok else "dim")
     console.print(table)
     for job in jobs:
@@ -100,8 +108,8 @@ def report(jobs: list[Job], metric: str, console: Console | None = None) -> Job 
             console.print(f"[red]failed[/] {job.folder}: {job.error}")
     best = ranked[0] if ranked and ranked[0].ok else None
     if best:
-        console.print(f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} with "
-                      + " ".join(f"{k}={v}" for k, v in best.params.items()))
+        console.print(f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} (job {_job_number(best.folder)}) with "
+                      + " ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
     return best
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from twotower.console import console as make_console
+
 
 @dataclass(frozen=True)
 class Subcommand:
@@ -141,12 +143,11 @@ def _index_kind(args: argparse.Namespace):
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from twotower.search import Searcher, build_index
 
-    console = Console()
+    console = make_console()
     if args.add:
         with Searcher.load(args.out, checkpoint=args.ckpt, device=args.device) as searcher:
             added = searcher.add(args.collection, skip_existing=args.skip_existing, batch_size=args.batch_size, progress=True)
@@ -188,11 +189,10 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from twotower.search import Searcher
 
-    console = Console()
+    console = make_console()
     if args.queries and not args.run_out:
         raise ValueError("--queries writes a TREC run: give the output file with --run-out")
     with Searcher.load(args.index, checkpoint=args.ckpt, device=args.device, **_params(args.param)) as searcher:
@@ -256,12 +256,11 @@ def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from twotower.atomic import atomic_path
     from twotower.leaderboard import collect_runs, leaderboard_json, leaderboard_table, plot_leaderboard, rank_runs
 
-    console = Console(stderr=args.json == "-")
+    console = make_console(stderr=args.json == "-")
     metric = args.metric.lower()
     runs = rank_runs(collect_runs(args.runs), metric)
     if not runs:

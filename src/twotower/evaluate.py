@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ from twotower.checkpoint import load_encoder
 from twotower.evaluation import EvalResult, evaluate_encoder
 from twotower.msmarco import Split, passage_split, read_collection, read_qrels, read_queries
 from twotower.paths import data_dir
+from twotower.console import console as make_console
 
 TABLE_METRICS = ("mrr@10", "mrr", "map", "recall@1", "recall@10", "recall@100", "ndcg@10", "precision@1")
 
@@ -56,7 +56,7 @@ def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] = (
 
 def print_table(results: dict[str, EvalResult], console: Console | None = None) -> None:
     # Off a terminal (logs, CI) Rich would squeeze the table to 80 columns.
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or make_console()
     any_result = next(iter(results.values()))
     table = Table(title=f"Full-corpus retrieval: {any_result.num_queries} queries, {any_result.num_passages:,} passages")
     table.add_column("model", style="bold cyan")

@@ -10,13 +10,13 @@ import argparse
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 from rich.table import Table
+from twotower.console import console as make_console
 
 
 @dataclass
@@ -85,7 +85,7 @@ def swept(jobs: list[Job]) -> list[str]:
 
 
 def report(jobs: list[Job], metric: str, console: Console | None = None) -> Job | None:
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or make_console()
     params = swept(jobs)
     ranked = sorted(jobs, key=lambda j: (not j.ok, -j.metrics.get(metric, -math.inf)))
     table = Table(title=f"{len(jobs)} jobs, ranked by {metric}")

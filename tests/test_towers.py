@@ -54,3 +54,23 @@ def test_frozen_embeddings_get_no_gradient():
     model = build_two_tower(partial(MeanTower, output_dim=4), embedding_matrix(), freeze_embeddings=True)
     model.encode_queries(torch.tensor([[1, 2]])).sum().backward()
     assert model.query_tower.embedding.weight.grad is None
+
+
+@pytest.mark.parametrize("tower, cell", [(GRUTower, torch.nn.GRU), (LSTMTower, torch.nn.LSTM)])
+def test_recurrent_tower_equals_a_packed_bidirectional_rnn(tower, cell):
+    torch.manual_seed(0)
+    model = tower(torch.nn.Embedding.from_pretrained(embedding_matrix(), padding_idx=0), hidden_size=6,
+                  num_layers=2, bidirectional=True, output_dim=4).eval()
+    reference = cell(DIM, 6, num_layers=2, bidirectional=True, batch_first=True)
+    for layer, (forward, backward) in enumerate(model.layers):
+        for name, value in forward.named_parameters():
+            getattr(reference, name.replace("l0", f"l{layer}")).data.copy_(value)
+        for name, value in backward.named_parameters():
+            getattr(reference, name.replace("l0", f"l{layer}") + "_reverse").data.copy_(value)
+    ids = torch.tensor([[5, 6, 7, 8, 0], [9, 3, 0, 0, 0], [1, 2, 3, 4, 5]])
+    lengths = (ids != 0).sum(1)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(model.embedding(ids), lengths, batch_first=True,
+                                                     enforce_sorted=False)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=5)
+    expected = torch.nn.functional.normalize(model.proj(out.sum(1) / lengths.unsqueeze(-1)), dim=-1)
+    assert torch.allclose(model(ids), expected, atol=1e-5)

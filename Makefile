@@ -8,7 +8,7 @@ ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: install train evaluate test test-slow bench search sweep wandb-sweep clean
+.PHONY: install train evaluate test test-slow bench bench-gpu search sweep wandb-sweep clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ bench: install  ## every target of every issue, as tables (training run included
 	$(BIN)/python bench/bench_search.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_emb_opt.py
 	$(BIN)/python bench/bench_deep_memory.py
+
+bench-gpu: install  ## on a GPU machine: GRU training throughput with bf16, data-wait share, faiss-GPU evaluation
+	$(BIN)/python bench/bench_gpu.py $(ARGS)
 
 search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 	$(BIN)/twotower search --index $(INDEX) --interactive

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from twotower.atomic import atomic_path
 from twotower.checkpoint import save_checkpoint
 from twotower.evaluation import evaluate_encoder
 
@@ -159,7 +160,5 @@ def wandb_run_id(trainer: L.Trainer) -> str | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    from twotower.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=float))

@@ -110,7 +110,8 @@ class MSMarcoDataModule(L.LightningDataModule):
     """Training triplets streamed from parquet shards, plus the dev split used for retrieval evaluation.
 
     `source` is `passage` (the official TSVs under `dir`/msmarco-passage) or a path to an HF `ms_marco`
-    parquet. `tokenizer` is a callable `(texts) -> tokenizer` (a Hydra partial of a tokenizer's `build`).
+    parquet; `eval_source` likewise for evaluation (default: the passage dev split, the standard one).
+    `tokenizer` is a callable `(texts) -> tokenizer` (a Hydra partial of a tokenizer's `build`).
     """
 
     def __init__(self, tokenizer: Callable[..., Any], dir: str | None = None, source: str = "passage",
@@ -118,11 +119,12 @@ class MSMarcoDataModule(L.LightningDataModule):
                  num_negatives: int = 1, subsample: float = 1.0, run_file: str | None = None,
                  bm25_depth: int = 50, bm25_skip: int = 0, batch_size: int = 128, num_workers: int = 0,
                  shuffle_buffer: int = 10_000, query_max_length: int = 32, doc_max_length: int = 128,
-                 seed: int = 0, triplets_dir: str | None = None) -> None:
+                 seed: int = 0, triplets_dir: str | None = None, eval_source: str = "passage") -> None:
         super().__init__()
         self.tokenizer_factory = tokenizer
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
+        self.eval_source = eval_source
         self.train_split = train_split
         self.eval_split_name = eval_split
         self.prepare = PrepareConfig(negatives=negatives, num_negatives=num_negatives, subsample=subsample,
@@ -140,20 +142,20 @@ class MSMarcoDataModule(L.LightningDataModule):
         self._files: list[Path] = []
         self._resume_epoch: int | None = None
 
-    def _read(self, name: str) -> Split:
-        if self.source == "passage":
+    def _read(self, name: str, source: str) -> Split:
+        if source == "passage":
             return passage_split(name, require(self.dir / "msmarco-passage", "MS MARCO passage folder"))
-        return read_v11_parquet(self.source)
+        return read_v11_parquet(source)
 
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is not None:
             return
-        train = self._read(self.train_split)
+        train = self._read(self.train_split, self.source)
         self.skipped.update(train.skipped)
         source_id = f"{self.source}:{self.dir}:{self.train_split}"
         out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir)
         self._files = triplet_files(out)
-        self.eval_split = self._read(self.eval_split_name) if self.eval_split_name else None
+        self.eval_split = self._read(self.eval_split_name, self.eval_source) if self.eval_split_name else None
         # Corpus words and training queries, not dev queries: the vocabulary must not peek at evaluation.
         texts = list(train.queries.values()) + list(train.collection.values())
         self.tokenizer = self.tokenizer_factory(texts=texts)

@@ -53,16 +53,16 @@ class TripletStream(IterableDataset):
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.units)) if self.shuffle_buffer > 0 else np.arange(len(self.units))
-        mine = [self.units[i] for i in order[worker::n_workers]]
+        mine = [(i, *self.units[i]) for i in order[worker::n_workers]]
         buffer: list[dict[str, Any]] = []
         local = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
         handles: dict[Path, pq.ParquetFile] = {}
-        for f, g in mine:
+        for unit, f, g in mine:
             pf = handles.setdefault(f, pq.ParquetFile(f))
             rows = pf.read_row_group(g, columns=["query", "positive", "negatives"]).to_pylist()
             if self.world_size > 1:
                 # Shuffled with a generator every rank shares, then split evenly (see the module docstring).
-                np.random.default_rng([self.seed, self.epoch, g, len(rows)]).shuffle(rows)
+                np.random.default_rng([self.seed, self.epoch, int(unit)]).shuffle(rows)
                 rows = rows[: len(rows) - len(rows) % self.world_size]
             for row in rows[self.rank :: self.world_size]:
                 if self.shuffle_buffer <= 0:
@@ -142,9 +142,9 @@ class MSMarcoDataModule(L.LightningDataModule):
         self._files: list[Path] = []
         self._resume_epoch: int | None = None
 
-    def _read(self, name: str, source: str) -> Split:
+    def _read(self, name: str, source: str, collection: dict[str, str] | None = None) -> Split:
         if source == "passage":
-            return passage_split(name, require(self.dir / "msmarco-passage", "MS MARCO passage folder"))
+            return passage_split(name, require(self.dir / "msmarco-passage", "MS MARCO passage folder"), collection)
         return read_v11_parquet(source)
 
     def setup(self, stage: str | None = None) -> None:
@@ -155,7 +155,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         source_id = f"{self.source}:{self.dir}:{self.train_split}"
         out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir)
         self._files = triplet_files(out)
-        self.eval_split = self._read(self.eval_split_name, self.eval_source) if self.eval_split_name else None
+        shared = train.collection if self.source == self.eval_source == "passage" else None
+        self.eval_split = self._read(self.eval_split_name, self.eval_source, shared) if self.eval_split_name else None
         # Corpus words and training queries, not dev queries: the vocabulary must not peek at evaluation.
         texts = list(train.queries.values()) + list(train.collection.values())
         self.tokenizer = self.tokenizer_factory(texts=texts)
@@ -172,7 +173,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         return trainer.fit_loop.epoch_progress.current.processed if trainer else 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stream_epoch": self._stream_epoch() if getattr(self, "trainer", None) else 0}
+        trainer = getattr(self, "trainer", None)
+        return {"stream_epoch": trainer.fit_loop.epoch_progress.current.processed if trainer else 0}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_epoch = state_dict.get("stream_epoch")

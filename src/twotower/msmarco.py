@@ -190,14 +190,17 @@ def read_v11_parquet(path: str | Path) -> Split:
     return split
 
 
-def passage_split(name: str, root: str | Path | None = None) -> Split:
-    """`train` or `dev` of the passage-ranking TSVs under `root` (default: $TWOTOWER_DATA/msmarco-passage)."""
+def passage_split(name: str, root: str | Path | None = None, collection: dict[str, str] | None = None) -> Split:
+    """`train` or `dev` of the passage-ranking TSVs under `root` (default: $TWOTOWER_DATA/msmarco-passage).
+
+    Both splits share `collection.tsv`: pass the one already read so the corpus is not parsed and held twice.
+    """
     root = Path(root) if root else data_dir() / "msmarco-passage"
     skipped: Counter = Counter()
     split = Split(
         queries=read_queries(root / f"queries.{name}.tsv", skipped),
         qrels=read_qrels(root / f"qrels.{name}.tsv"),
-        collection=read_collection(root / "collection.tsv", skipped),
+        collection=collection if collection is not None else read_collection(root / "collection.tsv", skipped),
         skipped=skipped,
     )
     run_path = root / f"run.{name}.bm25top20.tsv"

@@ -170,9 +170,8 @@ class Searcher:
                 doc = documents.get(int(row)) if row >= 0 else None
                 if doc is not None:
                     hits.append(Hit(len(hits) + 1, doc.id, float(score), doc.text, doc.metadata))
-            out.append(Results(text, hits, (t1 - t0) * 1e3 / n if n > 1 else (t1 - t0) * 1e3,
-                               (t2 - t1) * 1e3 / n if n > 1 else (t2 - t1) * 1e3,
-                               (t3 - t2) * 1e3 / n if n > 1 else (t3 - t2) * 1e3,
+            # Per-query share of each batched stage.
+            out.append(Results(text, hits, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n,
                                len(self.encoder.tokenizer.tokenize(text)), limit))
         return out[0] if single else out
 

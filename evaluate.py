@@ -6,7 +6,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from twotower.evaluate import evaluate, load_eval_split, print_table, write_metrics
+from twotower.evaluation.evaluate import evaluate, load_eval_split, print_table, write_metrics
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from twotower.training import train
+from twotower.training.run import train
 
 log = logging.getLogger("train")
 

@@ -19,11 +19,11 @@ from rich.table import Table
 
 from twotower import api
 from twotower.console import console
-from twotower.evaluation import evaluate_encoder
+from twotower.evaluation.retrieval import evaluate_encoder
 from twotower.index import gpu_available
-from twotower.throughput import Throughput
-from twotower.towers import build_two_tower
-from twotower.module import TwoTowerModule
+from twotower.training.throughput import Throughput
+from twotower.models.towers import build_two_tower
+from twotower.models.module import TwoTowerModule
 
 
 def main() -> None:

@@ -7,7 +7,7 @@
    checkpoint, and end-to-end query latency (encode + search + fetch the passages) one query at a time.
 2. Random unit vectors (1,000,000 x 128-d; queries from the same distribution): the approximate index against
    exact search: recall@10, p50/p95 latency a query, build time, memory.
-3. BM25 and MiniLM through `twotower.baselines` (what `evaluate.py baselines=[...]` runs) against the data
+3. BM25 and MiniLM through `twotower.evaluation.baselines` (what `evaluate.py baselines=[...]` runs) against the data
    README's MRR@10. MiniLM's corpus vectors come from the cache (outputs/cache); without it, ~10 minutes.
 
 Latencies are measured on one thread (torch and faiss), so they do not depend on what else the machine runs.
@@ -33,7 +33,7 @@ README_MRR10 = {"bm25": 0.321, "minilm": 0.531}
 def find_checkpoint(explicit: str | None, console) -> Path:
     if explicit:
         return Path(explicit)
-    from twotower.checkpoint import load_checkpoint, model_from_checkpoint
+    from twotower.models.checkpoint import load_checkpoint, model_from_checkpoint
 
     found = sorted((ROOT / "outputs").glob("runs/*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in found:
@@ -54,10 +54,10 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
 
 
 def bench_corpus(ckpt: Path, quick: bool, milvus: bool, console) -> list[tuple]:
-    from twotower.metrics import retrieval_metrics
-    from twotower.msmarco import passage_split
+    from twotower.evaluation.metrics import retrieval_metrics
+    from twotower.data.msmarco import passage_split
     from twotower.search import Searcher, build_index
-    from twotower.evaluation import judged_queries
+    from twotower.evaluation.retrieval import judged_queries
 
     split = passage_split("dev")
     qids = judged_queries(split)
@@ -145,8 +145,8 @@ def bench_random(n: int, n_queries: int, console) -> list[tuple]:
 
 
 def bench_baselines(quick: bool, console) -> list[tuple]:
-    from twotower.baselines import evaluate_baseline, minilm_cache_path
-    from twotower.msmarco import passage_split
+    from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
+    from twotower.data.msmarco import passage_split
 
     split = passage_split("dev")
     rows = []

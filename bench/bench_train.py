@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from twotower import api
-from twotower.evaluation import evaluate_encoder
-from twotower.towers import build_two_tower
+from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.models.towers import build_two_tower
 
 
 def pipeline_throughput(overrides: list[str]) -> dict:
@@ -53,7 +53,7 @@ def gru_evaluation(dm, cfg) -> dict:
 
     gru = api.compose_config(["model=gru", "logger=csv"], run_dir="outputs/bench/gru")
     model = build_two_tower(instantiate(gru.model.tower), dm.tokenizer.embedding_matrix, idf=dm.tokenizer.idf)
-    from twotower.encoder import TwoTowerEncoder
+    from twotower.models.encoder import TwoTowerEncoder
 
     encoder = TwoTowerEncoder(model, dm.tokenizer, cfg.data.query_max_length, cfg.data.doc_max_length)
     start = time.perf_counter()

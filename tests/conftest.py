@@ -28,7 +28,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def small_msmarco(msmarco_dir, tmp_path_factory) -> Path:
     """A small real subset in the official layout: 300 train and 60 dev queries, ~2,500 passages
     (their relevant passages, the dev queries' BM25 candidates, and other passages as distractors)."""
-    from twotower.msmarco import read_collection, read_qrels, read_queries, read_run
+    from twotower.data.msmarco import read_collection, read_qrels, read_queries, read_run
 
     src = msmarco_dir / "msmarco-passage"
     out = tmp_path_factory.mktemp("msmarco") / "msmarco-passage"

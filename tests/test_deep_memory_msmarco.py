@@ -18,7 +18,7 @@ pytestmark = [
 
 
 def test_glove_recall_at_10_rises_by_22_percent_on_held_out_queries(tmp_path):
-    from twotower.msmarco import read_collection, read_qrels, read_queries
+    from twotower.data.msmarco import read_collection, read_qrels, read_queries
 
     docs = read_collection(ROOT / "collection.tsv")
     queries, qrels = read_queries(ROOT / "queries.train.tsv"), read_qrels(ROOT / "qrels.train.tsv")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from twotower import api
-from twotower.checkpoint import CheckpointError, load_checkpoint, load_encoder
+from twotower.models.checkpoint import CheckpointError, load_checkpoint, load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "trainer.max_epochs=2", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove",
@@ -38,7 +38,7 @@ def test_checkpoint_has_the_seed_structure(trained):
                 "training_stats", "epoch", "eval_results", "wandb_run_id"):
         assert key in ckpt
     stats = ckpt["training_stats"]
-    assert stats["config"]["model"]["tower"]["_target_"] == "twotower.towers.GRUTower"
+    assert stats["config"]["model"]["tower"]["_target_"] == "twotower.models.towers.GRUTower"
     assert [e["epoch"] for e in stats["training_stats"]] == [0, 1]
     assert {"train_loss", "train_accuracy", "learning_rate", "eval_mrr", "eval_mrr@10", "eval_recall@10",
             "eval_ndcg@10", "eval_map"} <= set(stats["training_stats"][0])

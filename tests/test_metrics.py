@@ -5,7 +5,7 @@ import pytest
 import pytrec_eval
 from ranx import Qrels as RanxQrels, Run as RanxRun, evaluate as ranx_evaluate
 
-from twotower.metrics import METRIC_NAMES, retrieval_metrics
+from twotower.evaluation.metrics import METRIC_NAMES, retrieval_metrics
 
 TREC_NAMES = {
     "mrr": "recip_rank",

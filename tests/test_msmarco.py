@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from twotower.msmarco import (DataFormatError, passage_split, read_collection, read_qrels, read_run,
+from twotower.data.msmarco import (DataFormatError, passage_split, read_collection, read_qrels, read_run,
                               read_v11_parquet)
 
 

@@ -3,8 +3,8 @@
 import pyarrow.parquet as pq
 import pytest
 
-from twotower.msmarco import Split
-from twotower.prepare import DONE, PrepareConfig, prepare_triplets, triplet_files
+from twotower.data.msmarco import Split
+from twotower.data.prepare import DONE, PrepareConfig, prepare_triplets, triplet_files
 
 
 def toy_split():

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from twotower import api
-from twotower.checkpoint import load_encoder
+from twotower.models.checkpoint import load_encoder
 from twotower.cli import main
-from twotower.evaluation import evaluate_encoder
-from twotower.metrics import retrieval_metrics
-from twotower.msmarco import passage_split, read_qrels, read_run
+from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.evaluation.metrics import retrieval_metrics
+from twotower.data.msmarco import passage_split, read_qrels, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_bad_input_gets_one_clear_line_and_exit_status_1(argv, message, index, t
     (tmp_path / "dup.tsv").write_text("7\tone\n8\ttwo\n7\tthree\n")
     other = tmp_path / "other.pt"
     other.write_bytes(trained.best_checkpoint.read_bytes())
-    from twotower.checkpoint import load_checkpoint, save_checkpoint
+    from twotower.models.checkpoint import load_checkpoint, save_checkpoint
 
     payload = load_checkpoint(other)
     payload["epoch"] = 99  # same architecture, different file: a different model as far as the index knows

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from twotower.checkpoint import save_checkpoint
-from twotower.msmarco import DataFormatError, read_collection
+from twotower.models.checkpoint import save_checkpoint
+from twotower.data.msmarco import DataFormatError, read_collection
 from twotower.search import (DuplicateDocumentError, EmptyQueryError, FlatIndex, HNSWIndex, IndexCorruptError,
                              IndexMismatchError, IndexNotFoundError, IVFIndex, Searcher, build_index, read_manifest)
-from twotower.tokenizers import WordTokenizer
-from twotower.towers import build_two_tower
+from twotower.models.tokenizers import WordTokenizer
+from twotower.models.towers import build_two_tower
 
 N_DOCS = 400
 MAX_TOKENS = 48
@@ -29,7 +29,7 @@ def make_checkpoint(path: Path, texts: list[str], seed: int = 0, dim: int = 32) 
     """A twotower .pt holding an untrained shared mean tower over a vocabulary built from `texts`."""
     torch.manual_seed(seed)
     tokenizer = WordTokenizer.build(texts, min_freq=1, embedding_dim=32, seed=seed)
-    tower = {"_target_": "twotower.towers.MeanTower", "_partial_": True, "output_dim": dim, "token_weights": False}
+    tower = {"_target_": "twotower.models.towers.MeanTower", "_partial_": True, "output_dim": dim, "token_weights": False}
     from hydra.utils import instantiate
 
     model = build_two_tower(instantiate(tower), tokenizer.embedding_matrix, shared=True)
@@ -126,7 +126,7 @@ def test_one_query_gives_one_result_list_with_timings(index, corpus):
 def test_the_manifest_ties_the_index_to_the_checkpoint(index, checkpoint, backend):
     manifest = read_manifest(index)
 
-    from twotower.checkpoint import file_hash
+    from twotower.models.checkpoint import file_hash
 
     assert manifest.checkpoint["sha256"] == file_hash(checkpoint)
     assert manifest.checkpoint["model_config"]["tower"]["output_dim"] == manifest.dim == 32

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 from torch.utils.data import DataLoader
 
-from twotower.datamodule import TripletStream
-from twotower.msmarco import Split
-from twotower.prepare import PrepareConfig, prepare_triplets, triplet_files
+from twotower.data.datamodule import TripletStream
+from twotower.data.msmarco import Split
+from twotower.data.prepare import PrepareConfig, prepare_triplets, triplet_files
 
 
 @pytest.fixture(scope="module")

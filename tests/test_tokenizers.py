@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from twotower.tokenizers import WordPieceTokenizer, WordTokenizer, glove_vectors
+from twotower.models.tokenizers import WordPieceTokenizer, WordTokenizer, glove_vectors
 
 
 def test_word_vocabulary_respects_min_freq_and_reserves_pad_unk():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from twotower.towers import GRUTower, LSTMTower, MeanTower, RNNTower, build_two_tower
+from twotower.models.towers import GRUTower, LSTMTower, MeanTower, RNNTower, build_two_tower
 
 VOCAB, DIM = 50, 16
 

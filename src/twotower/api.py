@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from twotower.training import TrainResult, train as _train
+from twotower.training.run import TrainResult, train as _train
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

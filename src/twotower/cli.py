@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_error(exc: Exception) -> bool:
     """Errors with a message meant for the user (bad path, bad file, mismatched index), not bugs."""
-    from twotower.checkpoint import CheckpointError
-    from twotower.msmarco import DataFormatError
+    from twotower.models.checkpoint import CheckpointError
+    from twotower.data.msmarco import DataFormatError
     from twotower.search.errors import SearchError
 
     return isinstance(exc, (SearchError, CheckpointError, DataFormatError, FileNotFoundError, KeyError, ValueError))
@@ -231,8 +231,8 @@ def _batch(searcher, args: argparse.Namespace, console) -> None:
     if args.qrels:
         from rich.table import Table
 
-        from twotower.metrics import retrieval_metrics
-        from twotower.msmarco import read_qrels
+        from twotower.evaluation.metrics import retrieval_metrics
+        from twotower.data.msmarco import read_qrels
 
         qrels = read_qrels(args.qrels)
         judged = {q: r for q, r in run_of(results).items() if q in qrels}

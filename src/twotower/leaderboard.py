@@ -94,7 +94,7 @@ def _from_metrics_json(path: Path) -> dict[str, Any] | None:
 
 
 def _from_checkpoint(path: Path) -> dict[str, Any] | None:
-    from twotower.checkpoint import CheckpointError, load_checkpoint
+    from twotower.models.checkpoint import CheckpointError, load_checkpoint
 
     try:
         stats = load_checkpoint(path)["training_stats"]

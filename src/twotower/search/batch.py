@@ -1,6 +1,6 @@
 """Batch mode: a queries file in (`qid \\t query`), a TREC run out (`qid Q0 docid rank score tag`).
 
-Any standard tool (trec_eval, pytrec_eval, ranx, `twotower.metrics`) can then score the run.
+Any standard tool (trec_eval, pytrec_eval, ranx, `twotower.evaluation.metrics`) can then score the run.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twotower.atomic import atomic_path
-from twotower.msmarco import read_queries
+from twotower.data.msmarco import read_queries
 from twotower.search.searcher import Results, Searcher
 
 
@@ -43,5 +43,5 @@ def write_trec_run(results: dict[str, Results], path: str | Path, tag: str = "tw
 
 
 def run_of(results: dict[str, Results]) -> dict[str, dict[str, float]]:
-    """{qid: {docid: score}}, the shape `twotower.metrics.retrieval_metrics` and pytrec_eval take."""
+    """{qid: {docid: score}}, the shape `twotower.evaluation.metrics.retrieval_metrics` and pytrec_eval take."""
     return {qid: {h.id: h.score for h in found.hits} for qid, found in results.items()}

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from twotower.checkpoint import CheckpointError, file_hash, load_checkpoint, model_from_checkpoint
-from twotower.encoder import TwoTowerEncoder
+from twotower.models.checkpoint import CheckpointError, file_hash, load_checkpoint, model_from_checkpoint
+from twotower.models.encoder import TwoTowerEncoder
 from twotower.search.documents import documents_from_mapping, read_documents
 from twotower.search.errors import DuplicateDocumentError, IndexCorruptError, SearchError
 from twotower.search.faiss_backend import FaissBackend

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-from twotower.msmarco import DataFormatError, read_collection, read_v11_parquet
+from twotower.data.msmarco import DataFormatError, read_collection, read_v11_parquet
 from twotower.paths import require
 from twotower.search.store import Document
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twotower.encoder import TwoTowerEncoder
+from twotower.models.encoder import TwoTowerEncoder
 from twotower.index import exact_search
-from twotower.metrics import retrieval_metrics
-from twotower.msmarco import Split
+from twotower.evaluation.metrics import retrieval_metrics
+from twotower.data.msmarco import Split
 
 
 @dataclass

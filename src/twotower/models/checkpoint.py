@@ -16,9 +16,9 @@ import torch
 from hydra.utils import instantiate
 
 from twotower.atomic import atomic_path
-from twotower.encoder import TwoTowerEncoder
-from twotower.tokenizers import tokenizer_from_state
-from twotower.towers import TwoTower, build_two_tower
+from twotower.models.encoder import TwoTowerEncoder
+from twotower.models.tokenizers import tokenizer_from_state
+from twotower.models.towers import TwoTower, build_two_tower
 
 FORMAT = "twotower/1"
 REQUIRED = ("model_state_dict", "embedding_matrix", "word_to_index", "index_to_word", "model_config",

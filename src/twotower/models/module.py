@@ -8,8 +8,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from twotower.encoder import TwoTowerEncoder
-from twotower.towers import TwoTower
+from twotower.models.encoder import TwoTowerEncoder
+from twotower.models.towers import TwoTower
 
 
 class TwoTowerModule(L.LightningModule):

@@ -13,8 +13,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from twotower.atomic import atomic_path
-from twotower.checkpoint import save_checkpoint
-from twotower.evaluation import evaluate_encoder
+from twotower.models.checkpoint import save_checkpoint
+from twotower.evaluation.retrieval import evaluate_encoder
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from twotower.towers import TwoTower
+from twotower.models.towers import TwoTower
 
 
 class TwoTowerEncoder:

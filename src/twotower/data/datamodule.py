@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from twotower.msmarco import Split, passage_split, read_v11_parquet
+from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.paths import data_dir, require
-from twotower.prepare import PrepareConfig, prepare_triplets, triplet_files
+from twotower.data.prepare import PrepareConfig, prepare_triplets, triplet_files
 
 log = logging.getLogger(__name__)
 

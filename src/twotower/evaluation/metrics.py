@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from twotower.msmarco import Qrels, Run
+from twotower.data.msmarco import Qrels, Run
 
 RECALL_KS = (1, 5, 10, 20, 100)
 PRECISION_KS = (1, 5, 10)

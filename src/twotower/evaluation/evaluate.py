@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from twotower.atomic import atomic_path
-from twotower.checkpoint import load_encoder
-from twotower.evaluation import EvalResult, evaluate_encoder
-from twotower.msmarco import Split, passage_split, read_collection, read_qrels, read_queries
+from twotower.models.checkpoint import load_encoder
+from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
+from twotower.data.msmarco import Split, passage_split, read_collection, read_qrels, read_queries
 from twotower.paths import data_dir
 from twotower.console import console as make_console
 
@@ -48,7 +48,7 @@ def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] = (
     if ckpt:
         results[str(ckpt)] = evaluate_encoder(load_encoder(ckpt, device), split, max_queries, k, progress=True)
     for name in baselines:
-        from twotower.baselines import evaluate_baseline
+        from twotower.evaluation.baselines import evaluate_baseline
 
         results[name] = evaluate_baseline(name, split, max_queries=max_queries, k=k, progress=True)
     return results

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from rich.progress import track
 
 from twotower.atomic import atomic_path
-from twotower.msmarco import Split, read_run
+from twotower.data.msmarco import Split, read_run
 from twotower.paths import cache_dir
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from twotower.module import TwoTowerModule
-from twotower.towers import build_two_tower
+from twotower.models.module import TwoTowerModule
+from twotower.models.towers import build_two_tower
 
 log = logging.getLogger(__name__)
 

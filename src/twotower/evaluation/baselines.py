@@ -22,10 +22,10 @@ from typing import Callable
 import numpy as np
 
 from twotower.embedding_cache import cached_embeddings
-from twotower.evaluation import EvalResult, judged_queries
+from twotower.evaluation.retrieval import EvalResult, judged_queries
 from twotower.index import exact_search
-from twotower.metrics import retrieval_metrics
-from twotower.msmarco import Split
+from twotower.evaluation.metrics import retrieval_metrics
+from twotower.data.msmarco import Split
 from twotower.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def load_minilm(device: str | None = None):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is bundled; never reach for the Hub
     from sentence_transformers import SentenceTransformer
 
-    from twotower.tokenizers import minilm_path
+    from twotower.models.tokenizers import minilm_path
 
     return SentenceTransformer(str(minilm_path()), device=device or ("cuda" if _cuda() else "cpu"))
 

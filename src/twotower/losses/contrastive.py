@@ -1,37 +1,10 @@
-"""Losses over L2-normalised query, positive and k negative embeddings: q (B, d), p (B, d), n (B, k, d)."""
+"""InfoNCE with in-batch and hard negatives over L2-normalised q (B, d), p (B, d), n (B, k, d)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class TripletLoss(nn.Module):
-    """L = mean_{i,j} max(0, margin − cos(q_i, p_i) + cos(q_i, n_ij))."""
-
-    def __init__(self, margin: float = 0.2) -> None:
-        super().__init__()
-        self.margin = margin
-
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        pos = (q * p).sum(-1, keepdim=True)
-        neg = torch.einsum("bd,bkd->bk", q, n)
-        return F.relu(self.margin - pos + neg).mean()
-
-
-class CosineLoss(nn.Module):
-    """Cosine-embedding loss: L = mean(1 − cos(q, p)) + mean(max(0, cos(q, n) − margin)), as torch's
-    `CosineEmbeddingLoss` with targets +1 for positives and −1 for negatives (one term per pair)."""
-
-    def __init__(self, margin: float = 0.0) -> None:
-        super().__init__()
-        self.margin = margin
-
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        pos = 1 - (q * p).sum(-1)
-        neg = F.relu(torch.einsum("bd,bkd->bk", q, n) - self.margin)
-        return torch.cat([pos, neg.flatten()]).mean()
 
 
 class ContrastiveLoss(nn.Module):

@@ -1,0 +1,1 @@
+"""Data: MS MARCO readers, the triplet prepare step and the streaming `LightningDataModule`."""

@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, full-corpus retrieval evaluation, baselines, the evaluate driver."""

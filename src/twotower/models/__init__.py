@@ -1,0 +1,1 @@
+"""Models: tokenizers, towers behind one encoder interface, the `LightningModule`, checkpoints, export."""

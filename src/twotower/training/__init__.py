@@ -1,0 +1,1 @@
+"""Training: `train(cfg)` wires a composed config into Lightning; callbacks, schedules and throughput."""

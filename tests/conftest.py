@@ -47,3 +47,24 @@ def small_msmarco(msmarco_dir, tmp_path_factory) -> Path:
     keep |= set(list(collection)[:1000])
     (out / "collection.tsv").write_text("".join(f"{p}\t{collection[p]}\n" for p in collection if p in keep))
     return out.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer, 32-wide BERT with MiniLM's WordPiece tokenizer: a real transformer
+    folder (config.json, weights, tokenizer) that trains in seconds on a CPU."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from twotower.models.tokenizers import minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256)
+    BertModel(config).save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(minilm_path() / name, folder / name)
+    return folder

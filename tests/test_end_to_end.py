@@ -38,7 +38,7 @@ def test_checkpoint_has_the_seed_structure(trained):
                 "training_stats", "epoch", "eval_results", "wandb_run_id"):
         assert key in ckpt
     stats = ckpt["training_stats"]
-    assert stats["config"]["model"]["tower"]["_target_"] == "twotower.models.towers.GRUTower"
+    assert stats["config"]["model"]["tower"]["_target_"] == "twotower.models.recurrent.GRUTower"
     assert [e["epoch"] for e in stats["training_stats"]] == [0, 1]
     assert {"train_loss", "train_accuracy", "learning_rate", "eval_mrr", "eval_mrr@10", "eval_recall@10",
             "eval_ndcg@10", "eval_map"} <= set(stats["training_stats"][0])

@@ -11,7 +11,7 @@ from twotower.models.checkpoint import save_checkpoint
 from twotower.cli import main
 from twotower.leaderboard import collect_runs, leaderboard_table, plot_leaderboard, rank_runs
 
-CONFIG = "model:\n  tower:\n    _target_: twotower.models.towers.{tower}\nloss:\n  _target_: twotower.losses.{loss}\n"
+CONFIG = "model:\n  tower:\n    _target_: twotower.models.recurrent.{tower}\nloss:\n  _target_: twotower.losses.{loss}\n"
 
 
 def metrics(mrr10: float, recall1: float, epochs: int = 3) -> dict:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from twotower.models.checkpoint import save_checkpoint
+from twotower.models.checkpoint import model_fields, save_checkpoint
 from twotower.data.msmarco import DataFormatError, read_collection
 from twotower.search import (DuplicateDocumentError, EmptyQueryError, FlatIndex, HNSWIndex, IndexCorruptError,
                              IndexMismatchError, IndexNotFoundError, IVFIndex, Searcher, build_index, read_manifest)
 from twotower.models.tokenizers import WordTokenizer
-from twotower.models.towers import build_two_tower
+from twotower.models.build import build_two_tower
 
 N_DOCS = 400
 MAX_TOKENS = 48
@@ -29,18 +29,15 @@ def make_checkpoint(path: Path, texts: list[str], seed: int = 0, dim: int = 32) 
     """A twotower .pt holding an untrained shared mean tower over a vocabulary built from `texts`."""
     torch.manual_seed(seed)
     tokenizer = WordTokenizer.build(texts, min_freq=1, embedding_dim=32, seed=seed)
-    tower = {"_target_": "twotower.models.towers.MeanTower", "_partial_": True, "output_dim": dim, "token_weights": False}
+    tower = {"_target_": "twotower.models.static.MeanTower", "_partial_": True, "output_dim": dim, "token_weights": False}
     from hydra.utils import instantiate
 
-    model = build_two_tower(instantiate(tower), tokenizer.embedding_matrix, shared=True)
-    save_checkpoint(path, {
-        "model_state_dict": model.state_dict(),
-        "embedding_matrix": torch.as_tensor(tokenizer.embedding_matrix),
-        "word_to_index": tokenizer.word_to_index, "index_to_word": tokenizer.index_to_word,
-        "model_config": {"tower": tower, "shared": True, "freeze_embeddings": False, "tokenizer": tokenizer.state(),
-                         "query_max_length": MAX_TOKENS, "doc_max_length": MAX_TOKENS},
-        "training_stats": {}, "epoch": 0, "eval_results": {}, "wandb_run_id": None,
-    })
+    model = build_two_tower(instantiate(tower), tokenizer, shared=True, query_max_length=MAX_TOKENS,
+                            doc_max_length=MAX_TOKENS)
+    model_config = {"tower": tower, "shared": True, "freeze_embeddings": False, "tokenizer": tokenizer.state(),
+                    "query_max_length": MAX_TOKENS, "doc_max_length": MAX_TOKENS}
+    save_checkpoint(path, {**model_fields(model, model_config), "training_stats": {}, "epoch": 0,
+                           "eval_results": {}, "wandb_run_id": None})
     return path
 
 
@@ -265,8 +262,10 @@ def test_missing_and_truncated_indexes_get_clear_errors(index, backend, tmp_path
     manifest = read_manifest(index)
     name = next(n for n in manifest.files if n.startswith("vectors" if backend == "faiss" else "documents"))
     (index / name).write_bytes(b"\0" * manifest.files[name])  # right size, garbage inside
-    with pytest.raises(IndexCorruptError, match=f"{name} is not a readable faiss index|{name} is unreadable"):
+    with pytest.raises(IndexCorruptError, match=f"{name} is damaged: its SHA-256 differs"):
         Searcher.load(index)
+    with pytest.raises(IndexCorruptError, match=f"{name} is not a readable faiss index|{name} is unreadable"):
+        Searcher.load(index, verify=False)  # without the checksum, the reader still refuses the garbage
     with open(index / name, "r+b") as fh:
         fh.truncate(manifest.files[name] // 2)
     with pytest.raises(IndexCorruptError, match=rf"{name} is .* bytes but was .* \(truncated"):

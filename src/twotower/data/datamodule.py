@@ -78,19 +78,17 @@ class TripletStream(IterableDataset):
         yield from buffer
 
 
-def collate_triplets(rows: list[dict[str, Any]], tokenizer, query_max_length: int, doc_max_length: int) -> dict[str, torch.Tensor]:
-    """Tokenise a list of rows into {query (B, Lq), positive (B, Ld), negatives (B, k, Ld)}."""
+def collate_triplets(rows: list[dict[str, Any]], model) -> dict[str, Any]:
+    """Tokenise rows through the model's own towers: {query: features of the B queries, documents: features of
+    the B positives then each row's k negatives, teacher: (B, 1 + k) scores when the rows carry them}."""
     k = len(rows[0]["negatives"])
     if any(len(r["negatives"]) != k for r in rows):
         raise ValueError("every triplet in a batch needs the same number of negatives")
     docs = [r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]]
-    doc_ids = tokenizer.encode(docs, doc_max_length)
-    b = len(rows)
-    return {
-        "query": tokenizer.encode([r["query"] for r in rows], query_max_length),
-        "positive": doc_ids[:b],
-        "negatives": doc_ids[b:].reshape(b, k, -1),
-    }
+    batch = {"query": model.tokenize_queries([r["query"] for r in rows]), "documents": model.tokenize_documents(docs)}
+    if rows[0].get("teacher") is not None:
+        batch["teacher"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
+    return batch
 
 
 class _EpochLoader(DataLoader):
@@ -111,17 +109,17 @@ class MSMarcoDataModule(L.LightningDataModule):
 
     `source` is `passage` (the official TSVs under `dir`/msmarco-passage) or a path to an HF `ms_marco`
     parquet; `eval_source` likewise for evaluation (default: the passage dev split, the standard one).
-    `tokenizer` is a callable `(texts) -> tokenizer` (a Hydra partial of a tokenizer's `build`).
+    Batches are tokenised by the model's own towers: `train()` sets `datamodule.model` once the model exists
+    (its vocabulary may be built from `vocabulary_texts()`).
     """
 
-    def __init__(self, tokenizer: Callable[..., Any], dir: str | None = None, source: str = "passage",
+    def __init__(self, dir: str | None = None, source: str = "passage",
                  train_split: str = "train", eval_split: str = "dev", negatives: str = "random",
                  num_negatives: int = 1, subsample: float = 1.0, run_file: str | None = None,
                  bm25_depth: int = 50, bm25_skip: int = 0, batch_size: int = 128, num_workers: int = 0,
                  shuffle_buffer: int = 10_000, query_max_length: int = 32, doc_max_length: int = 128,
                  seed: int = 0, triplets_dir: str | None = None, eval_source: str = "passage") -> None:
         super().__init__()
-        self.tokenizer_factory = tokenizer
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
         self.eval_source = eval_source
@@ -136,7 +134,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         self.doc_max_length = doc_max_length
         self.seed = seed
         self.triplets_dir = triplets_dir
-        self.tokenizer = None
+        self.model = None
+        self.train_split_data: Split | None = None
         self.eval_split: Split | None = None
         self.skipped: Counter = Counter()
         self._files: list[Path] = []
@@ -148,7 +147,7 @@ class MSMarcoDataModule(L.LightningDataModule):
         return read_v11_parquet(source)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.tokenizer is not None:
+        if self.train_split_data is not None:
             return
         train = self._read(self.train_split, self.source)
         self.skipped.update(train.skipped)
@@ -157,11 +156,16 @@ class MSMarcoDataModule(L.LightningDataModule):
         self._files = triplet_files(out)
         shared = train.collection if self.source == self.eval_source == "passage" else None
         self.eval_split = self._read(self.eval_split_name, self.eval_source, shared) if self.eval_split_name else None
-        # Corpus words and training queries, not dev queries: the vocabulary must not peek at evaluation.
-        texts = list(train.queries.values()) + list(train.collection.values())
-        self.tokenizer = self.tokenizer_factory(texts=texts)
+        self.train_split_data = train
         if self.skipped:
             log.warning("skipped blank rows: %s", dict(self.skipped))
+
+    def vocabulary_texts(self) -> Iterator[str]:
+        """Training queries and corpus passages, not dev queries: a vocabulary must not peek at evaluation."""
+        if self.train_split_data is None:
+            self.setup("fit")
+        yield from self.train_split_data.queries.values()
+        yield from self.train_split_data.collection.values()
 
     def _stream_epoch(self) -> int:
         """The epoch whose order the next pass follows: Lightning's count of finished epochs, except on the
@@ -179,14 +183,22 @@ class MSMarcoDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_epoch = state_dict.get("stream_epoch")
 
+    def _model(self):
+        if self.model is None:
+            trainer = getattr(self, "trainer", None)
+            module = getattr(trainer, "lightning_module", None) if trainer else None
+            self.model = getattr(module, "model", None)
+        if self.model is None:
+            raise RuntimeError("the DataModule tokenises through the model's towers: set datamodule.model first")
+        return self.model
+
     def train_dataloader(self) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
         return _EpochLoader(
             stream, batch_size=self.batch_size, num_workers=self.num_workers,
-            collate_fn=partial(collate_triplets, tokenizer=self.tokenizer,
-                               query_max_length=self.query_max_length, doc_max_length=self.doc_max_length),
+            collate_fn=partial(collate_triplets, model=self._model()),
             epoch=self._stream_epoch,
             persistent_workers=False,
         )

@@ -1,4 +1,5 @@
-"""Text in, vectors out: a trained two-tower model with its tokenizer, ready to embed queries and passages."""
+"""Text in, vectors out: a trained `TwoTower` ready to embed queries and passages (Tevatron's `encode_query` /
+`encode_passage`, here `encode_queries` / `encode_documents`)."""
 
 from __future__ import annotations
 
@@ -6,37 +7,47 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from twotower.models.towers import TwoTower
+from twotower.models.tower import TwoTower
 
 
 class TwoTowerEncoder:
-    """Encodes texts with the query or document tower; returns float32 rows of unit length."""
+    """Encodes texts with the query or document tower; returns float32 rows of unit length.
 
-    def __init__(self, model: TwoTower, tokenizer, query_max_length: int = 32, doc_max_length: int = 128,
-                 device: str | torch.device = "cpu") -> None:
+    Batches follow each tower's own size (`Tower.encode_batch_size`: thousands of rows for a static tower, ~128
+    for a transformer) unless `batch_size` is given, sorted by length so padding stays low."""
+
+    def __init__(self, model: TwoTower, device: str | torch.device = "cpu") -> None:
         self.model = model
-        self.tokenizer = tokenizer
-        self.query_max_length = query_max_length
-        self.doc_max_length = doc_max_length
         self.device = torch.device(device)
 
     @property
+    def query_max_length(self) -> int:
+        return self.model.query_max_length
+
+    @property
+    def doc_max_length(self) -> int:
+        return self.model.doc_max_length
+
+    @property
     def dim(self) -> int:
-        with torch.no_grad():
-            return int(self.encode_queries(["dimension probe"]).shape[1])
+        return int(self.encode_queries(["dimension probe"]).shape[1])
 
-    # Large batches pay: on CPU a recurrent tower's cost is dominated by per-step overhead, and a 2,048-row batch
-    # encodes a GRU corpus ~10x faster than 256-row ones (bench/bench_train.py).
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 2048, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.model.encode_queries, self.query_max_length, batch_size, progress, "queries")
+    def token_counts(self, text: str) -> tuple[int, int]:
+        """(tokens, unknown tokens) of a query, as the query tower reads it."""
+        return self.model.query_tower.token_counts(text)
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int = 2048, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.model.encode_documents, self.doc_max_length, batch_size, progress, "passages")
+    def encode_queries(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.model.tokenize_queries, self.model.encode_queries,
+                            batch_size or self.model.query_tower.encode_batch_size, progress, "queries")
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.model.tokenize_documents, self.model.encode_documents,
+                            batch_size or self.model.document_tower.encode_batch_size, progress, "passages")
 
     @torch.inference_mode()
-    def _encode(self, texts, tower, max_length, batch_size, progress, what) -> np.ndarray:
+    def _encode(self, texts, tokenize, tower, batch_size, progress, what) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
@@ -45,12 +56,13 @@ class TwoTowerEncoder:
         # Similar lengths in a batch waste less compute on padding; the order is restored at the end.
         order = np.argsort([len(t) for t in texts], kind="stable")
         out: np.ndarray | None = None
-        with Progress(transient=True, disable=not progress) as bar:
-            task = bar.add_task(f"encoding {what}", total=len(texts))
+        columns = (TextColumn(f"encoding {what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=True, disable=not progress) as bar:
+            task = bar.add_task(what, total=len(texts))
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                ids = self.tokenizer.encode([texts[i] for i in idx], max_length).to(self.device)
-                vecs = tower(ids).float().cpu().numpy()
+                features = {k: v.to(self.device) for k, v in tokenize([texts[i] for i in idx]).items()}
+                vecs = tower(features).float().cpu().numpy()
                 if out is None:
                     out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs

@@ -9,25 +9,29 @@ import torch
 from torch import nn
 
 from twotower.models.encoder import TwoTowerEncoder
-from twotower.models.towers import TwoTower
+from twotower.models.tower import TwoTower
+
+
+class DivergedError(ValueError):
+    """The loss became NaN or infinite: the run stops (one clear line, exit 1) rather than save a broken model."""
 
 
 class TwoTowerModule(L.LightningModule):
     """Wraps the towers, the loss, AdamW and its schedule.
 
     `optimizer` and `scheduler` are Hydra partials: `optimizer(params)` and
-    `scheduler(optimizer, total_steps=...)` (see `conf/optim/` and `conf/scheduler/`).
+    `scheduler(optimizer, total_steps=...)` (see `conf/optim/` and `conf/scheduler/`). Each tower gives its
+    parameter groups (a transformer's backbone may learn at its own rate).
     """
 
     def __init__(self, model: TwoTower, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., Any] | None = None, tokenizer=None, model_config: dict | None = None,
+                 scheduler: Callable[..., Any] | None = None, model_config: dict | None = None,
                  run_config: dict | None = None, seed: int = 0) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.tokenizer = tokenizer
         self.model_config = model_config or {}
         self.run_config = run_config or {}
         self.seed = seed
@@ -38,20 +42,23 @@ class TwoTowerModule(L.LightningModule):
         torch.manual_seed(self.seed * 1_000_003 + self.global_step)
 
     def encoder(self) -> TwoTowerEncoder:
-        return TwoTowerEncoder(self.model, self.tokenizer, self.model_config.get("query_max_length", 32),
-                               self.model_config.get("doc_max_length", 128), device=self.device)
+        return TwoTowerEncoder(self.model, device=self.device)
 
-    def _embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, k, length = batch["negatives"].shape
-        q = self.model.encode_queries(batch["query"])
-        # Positives and negatives share a padded length: one pass through the document tower.
-        docs = self.model.encode_documents(torch.cat([batch["positive"], batch["negatives"].reshape(b * k, length)]))
-        docs = docs.float()
-        return q.float(), docs[:b], docs[b:].reshape(b, k, -1)
+    def _embed(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = self.model.encode_queries(batch["query"]).float()
+        # Positives then every row's negatives, one pass through the document tower.
+        docs = self.model.encode_documents(batch["documents"]).float()
+        b = q.shape[0]
+        return q, docs[:b], docs[b:].reshape(b, docs.shape[0] // b - 1, -1)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         q, p, n = self._embed(batch)
-        loss = self.loss(q, p, n)
+        loss = self.loss(q, p, n, teacher=batch.get("teacher"))
+        if not torch.isfinite(loss):
+            raise DivergedError(f"the training loss is {loss.item()} at step {self.global_step}: training diverged "
+                                "(lower optim.lr, or raise loss.temperature)")
+        for name, value in getattr(self.loss, "last_parts", {}).items():
+            self.log(f"train/loss_{name}", value, on_step=False, on_epoch=True, batch_size=q.shape[0])
         with torch.no_grad():
             # A triplet counts as right when the positive outscores every hard negative.
             accuracy = ((q * p).sum(-1) > torch.einsum("bd,bkd->bk", q, n).max(-1).values).float().mean()
@@ -62,7 +69,10 @@ class TwoTowerModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        # The base rate comes from the optimizer partial (optim.lr); a tower may set its own for a part of it.
+        lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        params = self.model.parameter_groups(lr) if lr is not None else [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches))

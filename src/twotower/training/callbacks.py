@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from twotower.atomic import atomic_path
-from twotower.models.checkpoint import save_checkpoint
+from twotower.models.checkpoint import model_fields, save_checkpoint
 from twotower.evaluation.retrieval import evaluate_encoder
 
 log = logging.getLogger(__name__)
@@ -105,15 +105,8 @@ class TwoTowerCheckpoint(L.Callback):
                 save_checkpoint(self.dirpath / "best.pt", payload)
 
     def _payload(self, trainer: L.Trainer, pl_module: L.LightningModule, history: list[dict]) -> dict[str, Any]:
-        model = pl_module.model
-        tokenizer = pl_module.tokenizer
-        embedding = model.query_tower.embedding.weight.detach().float().cpu().clone()
         return {
-            "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "embedding_matrix": embedding,
-            "word_to_index": dict(tokenizer.word_to_index),
-            "index_to_word": list(tokenizer.index_to_word),
-            "model_config": pl_module.model_config,
+            **model_fields(pl_module.model, pl_module.model_config),
             "training_stats": {
                 "config": pl_module.run_config,
                 "training_stats": [

@@ -13,8 +13,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from twotower.models.build import build_two_tower, tower_class_of
 from twotower.models.module import TwoTowerModule
-from twotower.models.towers import build_two_tower
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ def make_loggers(cfg: DictConfig) -> list:
 
 def train(cfg: DictConfig) -> TrainResult:
     """Prepare data, build the towers from config, fit, and return the metrics and run folder."""
+    from twotower.training.validate import validate_config
+    validate_config(cfg)  # bad settings fail here, before any data work
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -69,23 +71,13 @@ def train(cfg: DictConfig) -> TrainResult:
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    tokenizer = datamodule.tokenizer
-    model = build_two_tower(instantiate(cfg.model.tower), tokenizer.embedding_matrix, shared=cfg.model.shared,
-                            freeze_embeddings=cfg.model.freeze_embeddings, idf=tokenizer.idf)
-    model_config = {
-        "tower": OmegaConf.to_container(cfg.model.tower, resolve=True),
-        "shared": cfg.model.shared,
-        "freeze_embeddings": cfg.model.freeze_embeddings,
-        "tokenizer": tokenizer.state(),
-        "query_max_length": cfg.data.query_max_length,
-        "doc_max_length": cfg.data.doc_max_length,
-    }
+    model, model_config = build_model(cfg, datamodule)
+    datamodule.model = model
     module = TwoTowerModule(
         model=model,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        tokenizer=tokenizer,
         model_config=model_config,
         run_config=resolved,
         seed=cfg.seed,
@@ -98,3 +90,24 @@ def train(cfg: DictConfig) -> TrainResult:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     best = run_dir / "checkpoints" / "best.pt"
     return TrainResult(module, metrics, run_dir, best if best.exists() else None, trainer)
+
+
+def build_model(cfg: DictConfig, datamodule) -> tuple:
+    """The two-tower model of `cfg.model` and the `model_config` its checkpoints carry. Vocabulary towers get the
+    `tokenizer` group's tokenizer, built over the training text; a transformer tower brings its own."""
+    tower = instantiate(cfg.model.tower)
+    tokenizer = None
+    if getattr(tower_class_of(tower), "uses_vocabulary", False):
+        tokenizer = instantiate(cfg.tokenizer)(texts=datamodule.vocabulary_texts())
+    model = build_two_tower(tower, tokenizer, shared=cfg.model.shared,
+                            freeze_embeddings=cfg.model.get("freeze_embeddings", False),
+                            query_max_length=cfg.data.query_max_length, doc_max_length=cfg.data.doc_max_length)
+    model_config = {
+        "tower": OmegaConf.to_container(cfg.model.tower, resolve=True),
+        "shared": cfg.model.shared,
+        "freeze_embeddings": cfg.model.get("freeze_embeddings", False),
+        "tokenizer": tokenizer.state() if tokenizer is not None else None,
+        "query_max_length": cfg.data.query_max_length,
+        "doc_max_length": cfg.data.doc_max_length,
+    }
+    return model, model_config

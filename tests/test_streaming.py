@@ -22,7 +22,7 @@ def shards(tmp_path_factory):
 
 def queries_seen(stream, num_workers):
     loader = DataLoader(stream, batch_size=7, num_workers=num_workers, collate_fn=lambda rows: rows)
-    return Counter(row["query"] for batch in loader for row in batch)
+    return Counter((row["qid"], row["pid"]) for batch in loader for row in batch)
 
 
 @pytest.mark.parametrize("num_workers", [0, 1, 2])
@@ -47,7 +47,7 @@ def test_order_is_reshuffled_each_epoch_and_reproducible(shards):
     def order(epoch):
         stream = TripletStream(shards, shuffle_buffer=50, seed=1)
         stream.epoch = epoch
-        return [row["query"] for row in stream]
+        return [(row["qid"], row["pid"]) for row in stream]
 
     assert order(0) == order(0)
     assert order(0) != order(1)
@@ -61,4 +61,4 @@ def test_shards_hold_row_groups_and_negatives_are_not_positives(shards):
     assert pq.ParquetFile(shards[0]).num_row_groups == 5  # 70 rows / 16 per group
     table = pq.read_table(shards)
     for row in table.to_pylist():
-        assert len(row["negatives"]) == 2 and row["positive"] not in row["negatives"]
+        assert len(row["neg_pids"]) == 2 and row["pid"] not in row["neg_pids"]

@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import lightning as L
 import numpy as np
@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from twotower.data.corpus import as_corpus
+from twotower.fingerprint import files_fingerprint
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.paths import data_dir, require
 from twotower.data.prepare import PrepareConfig, prepare_triplets, triplet_files
@@ -38,6 +40,7 @@ class TripletStream(IterableDataset):
                  rank: int = 0, world_size: int = 1) -> None:
         super().__init__()
         self.units = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+        self.columns = ["qid", "pid", "neg_pids", "teacher"]
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.rank = rank
@@ -59,7 +62,7 @@ class TripletStream(IterableDataset):
         handles: dict[Path, pq.ParquetFile] = {}
         for unit, f, g in mine:
             pf = handles.setdefault(f, pq.ParquetFile(f))
-            rows = pf.read_row_group(g, columns=["query", "positive", "negatives"]).to_pylist()
+            rows = pf.read_row_group(g, columns=self.columns).to_pylist()
             if self.world_size > 1:
                 # Shuffled with a generator every rank shares, then split evenly (see the module docstring).
                 np.random.default_rng([self.seed, self.epoch, int(unit)]).shuffle(rows)
@@ -78,14 +81,15 @@ class TripletStream(IterableDataset):
         yield from buffer
 
 
-def collate_triplets(rows: list[dict[str, Any]], model) -> dict[str, Any]:
-    """Tokenise rows through the model's own towers: {query: features of the B queries, documents: features of
-    the B positives then each row's k negatives, teacher: (B, 1 + k) scores when the rows carry them}."""
-    k = len(rows[0]["negatives"])
-    if any(len(r["negatives"]) != k for r in rows):
+def collate_triplets(rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus) -> dict[str, Any]:
+    """Fetch the texts of a batch of id rows and tokenise them through the model's own towers: {query: features
+    of the B queries, documents: features of the B positives then each row's k negatives, teacher: (B, 1 + k)
+    scores when the rows carry them}."""
+    k = len(rows[0]["neg_pids"])
+    if any(len(r["neg_pids"]) != k for r in rows):
         raise ValueError("every triplet in a batch needs the same number of negatives")
-    docs = [r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]]
-    batch = {"query": model.tokenize_queries([r["query"] for r in rows]), "documents": model.tokenize_documents(docs)}
+    docs = corpus.texts([r["pid"] for r in rows] + [n for r in rows for n in r["neg_pids"]])
+    batch = {"query": model.tokenize_queries([queries[r["qid"]] for r in rows]), "documents": model.tokenize_documents(docs)}
     if rows[0].get("teacher") is not None:
         batch["teacher"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
     return batch
@@ -116,9 +120,11 @@ class MSMarcoDataModule(L.LightningDataModule):
     def __init__(self, dir: str | None = None, source: str = "passage",
                  train_split: str = "train", eval_split: str = "dev", negatives: str = "random",
                  num_negatives: int = 1, subsample: float = 1.0, run_file: str | None = None,
-                 bm25_depth: int = 50, bm25_skip: int = 0, batch_size: int = 128, num_workers: int = 0,
-                 shuffle_buffer: int = 10_000, query_max_length: int = 32, doc_max_length: int = 128,
-                 seed: int = 0, triplets_dir: str | None = None, eval_source: str = "passage") -> None:
+                 bm25_depth: int = 50, bm25_skip: int = 0, dense_depth: int = 50, dense_skip: int = 0,
+                 teacher: str | None = None, teacher_margin: float | None = None, batch_size: int = 128,
+                 num_workers: int = 0, shuffle_buffer: int = 10_000, query_max_length: int = 32,
+                 doc_max_length: int = 128, seed: int = 0, triplets_dir: str | None = None,
+                 eval_source: str = "passage") -> None:
         super().__init__()
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
@@ -126,7 +132,9 @@ class MSMarcoDataModule(L.LightningDataModule):
         self.train_split = train_split
         self.eval_split_name = eval_split
         self.prepare = PrepareConfig(negatives=negatives, num_negatives=num_negatives, subsample=subsample,
-                                     run_file=run_file, bm25_depth=bm25_depth, bm25_skip=bm25_skip, seed=seed)
+                                     run_file=run_file, bm25_depth=bm25_depth, bm25_skip=bm25_skip,
+                                     dense_depth=dense_depth, dense_skip=dense_skip, teacher=teacher,
+                                     teacher_margin=teacher_margin, seed=seed)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.shuffle_buffer = shuffle_buffer
@@ -152,13 +160,24 @@ class MSMarcoDataModule(L.LightningDataModule):
         train = self._read(self.train_split, self.source)
         self.skipped.update(train.skipped)
         source_id = f"{self.source}:{self.dir}:{self.train_split}"
-        out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir)
+        out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir, self._inputs_fingerprint())
         self._files = triplet_files(out)
         shared = train.collection if self.source == self.eval_source == "passage" else None
         self.eval_split = self._read(self.eval_split_name, self.eval_source, shared) if self.eval_split_name else None
         self.train_split_data = train
         if self.skipped:
             log.warning("skipped blank rows: %s", dict(self.skipped))
+
+    def _inputs_fingerprint(self) -> str:
+        """The contents of the files the triplets come from: an edited qrels file never reuses old triplets."""
+        if self.source == "passage":
+            root = self.dir / "msmarco-passage"
+            files = [root / "collection.tsv", root / f"queries.{self.train_split}.tsv", root / f"qrels.{self.train_split}.tsv"]
+        else:
+            files = [Path(self.source)]
+        if self.prepare.run_file:
+            files.append(Path(self.prepare.run_file))
+        return files_fingerprint(files)
 
     def vocabulary_texts(self) -> Iterator[str]:
         """Training queries and corpus passages, not dev queries: a vocabulary must not peek at evaluation."""
@@ -198,7 +217,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
         return _EpochLoader(
             stream, batch_size=self.batch_size, num_workers=self.num_workers,
-            collate_fn=partial(collate_triplets, model=self._model()),
+            collate_fn=partial(collate_triplets, model=self._model(), queries=self.train_split_data.queries,
+                               corpus=as_corpus(self.train_split_data.collection)),
             epoch=self._stream_epoch,
             persistent_workers=False,
         )

@@ -1,13 +1,22 @@
-"""Prepare training triplets (query, positive, k negatives) as parquet shards, once per configuration.
+"""Prepare training triplets (query, positive, k negatives, teacher scores) as parquet shards of ids.
 
-Negatives come from one of three sources (`negatives=`):
+Negatives come from one source or two (`negatives=`):
 * `random`: passages drawn uniformly from the collection;
 * `candidates`: the query's own non-relevant candidates (the v1.1 passage lists, or a run file such as
   BM25 top-k), topped up with random passages when a query has too few;
-* `bm25`: hard negatives mined with BM25 (`bm25s`) over the collection, sampled from its top `bm25_depth`.
+* `bm25`: hard negatives mined with BM25 (`twotower.bm25`), drawn from ranks `bm25_skip` .. + `bm25_depth`;
+* `dense`: hard negatives mined with the teacher's vectors (exact inner product), from ranks `dense_skip` ..
+  + `dense_depth` (ANCE / sentence-transformers' `mine_hard_negatives`);
+* `bm25+dense`: half of each row's negatives from each.
 
-Shards are written one by one through a temp file, and `_SUCCESS.json` last, so a crash never leaves a
-half-written set that looks complete; a finished set is reused when the same configuration asks again.
+With a `teacher` (see `data.teacher`), every row also carries the teacher's scores of [positive, negatives]
+(the `teacher` column: what MarginMSE and KL distil), and `teacher_margin` drops a candidate the teacher scores
+within that margin of the positive (most are unjudged relevant passages: false negatives).
+
+Shards hold ids only (qid, pid, neg_pids, teacher): text is fetched when a batch is collated, so a teacher can
+be joined later without re-mining and memory does not grow with passage length. Shards are written one by one
+through a temp file and `_SUCCESS.json` last, so a crash never leaves a half-written set that looks complete; a
+finished set is reused when the same configuration and the same input files ask again.
 """
 
 from __future__ import annotations
@@ -31,84 +40,129 @@ log = logging.getLogger(__name__)
 
 SCHEMA = pa.schema([
     ("qid", pa.string()),
-    ("query", pa.string()),
     ("pid", pa.string()),
-    ("positive", pa.string()),
-    ("negatives", pa.list_(pa.string())),
+    ("neg_pids", pa.list_(pa.string())),
+    ("teacher", pa.list_(pa.float32())),
 ])
 DONE = "_SUCCESS.json"
+SOURCES = ("random", "candidates", "bm25", "dense", "bm25+dense")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    negatives: str = "random"  # random | candidates | bm25
+    negatives: str = "random"  # random | candidates | bm25 | dense | bm25+dense
     num_negatives: int = 1
     subsample: float = 1.0  # fraction of training queries kept
     run_file: str | None = None  # candidates for `candidates` when the split has none
     bm25_depth: int = 50
     bm25_skip: int = 0  # skip the top ranks of BM25: unjudged relevant passages hide there
+    dense_depth: int = 50
+    dense_skip: int = 0
+    teacher: str | None = None  # minilm | a model folder | a twotower .pt (data.teacher)
+    teacher_margin: float | None = None  # drop candidates the teacher scores ≥ positive − margin
     shard_rows: int = 50_000
     row_group_rows: int = 1_000
     seed: int = 0
 
-    def key(self, source: str) -> str:
-        blob = json.dumps({"source": source, **asdict(self)}, sort_keys=True)
+    def key(self, source: str, inputs: str = "") -> str:
+        blob = json.dumps({"source": source, "inputs": inputs, **asdict(self)}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
+    def check(self) -> None:
+        if self.negatives not in SOURCES:
+            raise ValueError(f"data.negatives must be one of {', '.join(SOURCES)}, got {self.negatives!r}")
+        if not 0 < self.subsample <= 1:
+            raise ValueError(f"data.subsample is a fraction in (0, 1], got {self.subsample}")
+        if self.num_negatives < 1:
+            raise ValueError(f"data.num_negatives must be at least 1, got {self.num_negatives}")
+        if "dense" in self.negatives and not self.teacher:
+            raise ValueError("data.negatives=dense mines with a teacher: set data.teacher (e.g. minilm)")
+        if self.teacher_margin is not None and not self.teacher:
+            raise ValueError("data.teacher_margin filters with the teacher's scores: set data.teacher")
 
-def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None) -> Path:
-    """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source` and `config`)."""
-    if config.negatives not in ("random", "candidates", "bm25"):
-        raise ValueError(f"negatives must be random, candidates or bm25, got {config.negatives!r}")
-    if not 0 < config.subsample <= 1:
-        raise ValueError(f"subsample is a fraction in (0, 1], got {config.subsample}")
-    out = Path(out_dir) if out_dir else cache_dir() / "triplets" / config.key(source)
+
+def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None,
+                     inputs: str = "") -> Path:
+    """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source`, the fingerprint
+    of the input files `inputs` and `config`)."""
+    config.check()
+    out = Path(out_dir) if out_dir else cache_dir() / "triplets" / config.key(source, inputs)
     if (out / DONE).exists():
+        log.info("reusing the triplets in %s (same configuration and input files)", out)
         return out
 
     rng = np.random.default_rng(config.seed)
     pids = np.array(list(split.collection))
     qids = [q for q in split.queries if split.qrels.get(q) and any(p in split.collection for p in split.qrels[q])]
-    missing = sum(1 for q in split.queries if q not in qids)
+    missing = len(split.queries) - len(qids)
     if missing:
         log.warning("%d training queries have no relevant passage in the collection; skipped", missing)
+    if not qids:
+        raise ValueError("no training triplet could be made: no query has a relevant passage in the collection")
     if config.subsample < 1:
         qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
 
-    pools = _negative_pools(split, qids, config)
-    rows: dict[str, list] = {name: [] for name in SCHEMA.names}
+    from twotower.data.scoring import TeacherScores
+
+    scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
+    pools = _negative_pools(split, qids, config, scores)
+    writer = ShardWriter(out, config)
     for qid in track(qids, description=f"triplets ({config.negatives} negatives)"):
         relevant = {p for p, r in split.qrels[qid].items() if r > 0}
         for pid in sorted(relevant):
             if pid not in split.collection:
                 continue
-            negatives = _draw(pools.get(qid, []), relevant, pids, config.num_negatives, rng)
-            rows["qid"].append(qid)
-            rows["query"].append(split.queries[qid])
-            rows["pid"].append(pid)
-            rows["positive"].append(split.collection[pid])
-            rows["negatives"].append([split.collection[n] for n in negatives])
-    if not rows["qid"]:
-        raise ValueError("no training triplet could be made: no query has a relevant passage in the collection")
-
-    table = pa.table(rows, schema=SCHEMA)
-    # Shuffle once on disk so that row groups mix topics; the loader shuffles again every epoch.
-    table = table.take(rng.permutation(len(table)))
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("shard-*.parquet"):
-        stale.unlink()
-    n_shards = 0
-    for n_shards, start in enumerate(range(0, len(table), config.shard_rows), 1):
-        with atomic_path(out / f"shard-{n_shards - 1:05d}.parquet") as tmp:
-            pq.write_table(table.slice(start, config.shard_rows), tmp, row_group_size=config.row_group_rows)
-    with atomic_path(out / DONE) as tmp:
-        tmp.write_text(json.dumps({"rows": len(table), "shards": n_shards, "source": source,
-                                   "config": asdict(config)}, indent=2))
-    log.info("wrote %d triplets in %d shards to %s", len(table), n_shards, out)
-    return out
+            candidates = pools.get(qid, [])
+            if scores is not None and config.teacher_margin is not None and candidates:
+                candidates = scores.below(qid, pid, candidates, config.teacher_margin)
+            negatives = _draw(candidates, relevant, pids, config.num_negatives, rng)
+            writer.add(qid, pid, negatives, scores.of(qid, [pid, *negatives]) if scores is not None else None)
+    return writer.finish(source)
 
 
-def _negative_pools(split: Split, qids: list[str], config: PrepareConfig) -> dict[str, list[str]]:
+class ShardWriter:
+    """Accumulates rows and writes shuffled parquet shards of `shard_rows` rows (memory bounded by a shard)."""
+
+    def __init__(self, out: Path, config: PrepareConfig) -> None:
+        self.out, self.config = out, config
+        self.rng = np.random.default_rng(config.seed + 1)
+        self.rows: dict[str, list] = {name: [] for name in SCHEMA.names}
+        self.shards: list[Path] = []
+        self.total = 0
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob("shard-*.parquet"):
+            stale.unlink()
+
+    def add(self, qid: str, pid: str, negatives: list[str], teacher: list[float] | None) -> None:
+        if teacher is not None and not np.all(np.isfinite(teacher)):
+            raise ValueError(f"the teacher scored query {qid} / passage {pid} as {teacher}: not finite")
+        for name, value in zip(SCHEMA.names, (qid, pid, negatives, teacher)):
+            self.rows[name].append(value)
+        if len(self.rows["qid"]) >= self.config.shard_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows["qid"]:
+            return
+        table = pa.table(self.rows, schema=SCHEMA)
+        # Shuffle on disk so that row groups mix topics; the loader shuffles again every epoch.
+        table = table.take(self.rng.permutation(len(table)))
+        with atomic_path(self.out / f"shard-{len(self.shards):05d}.parquet") as tmp:
+            pq.write_table(table, tmp, row_group_size=self.config.row_group_rows)
+        self.shards.append(self.out / f"shard-{len(self.shards):05d}.parquet")
+        self.total += len(table)
+        self.rows = {name: [] for name in SCHEMA.names}
+
+    def finish(self, source: str) -> Path:
+        self._flush()
+        with atomic_path(self.out / DONE) as tmp:
+            tmp.write_text(json.dumps({"rows": self.total, "shards": len(self.shards), "source": source,
+                                       "config": asdict(self.config)}, indent=2))
+        log.info("wrote %d triplets in %d shards to %s", self.total, len(self.shards), self.out)
+        return self.out
+
+
+def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, scores) -> dict[str, list[str]]:
     if config.negatives == "random":
         return {}
     if config.negatives == "candidates":
@@ -118,20 +172,26 @@ def _negative_pools(split: Split, qids: list[str], config: PrepareConfig) -> dic
         if not cands:
             raise ValueError("negatives=candidates needs candidate lists: the v1.1 parquet, or `run_file`")
         return {q: [p for p in cands.get(q, []) if p in split.collection] for q in qids}
-    return _bm25_pools(split, qids, config)
+    if config.negatives == "bm25":
+        return _bm25_pools(split, qids, config)
+    if config.negatives == "dense":
+        return scores.mine(qids, config.dense_skip, config.dense_depth)
+    bm25, dense = _bm25_pools(split, qids, config), scores.mine(qids, config.dense_skip, config.dense_depth)
+    # Alternate the two rankings so a draw from the front of the pool takes from both.
+    return {q: list(dict.fromkeys(p for pair in zip(bm25.get(q, []), dense.get(q, [])) for p in pair)) for q in qids}
 
 
 def _bm25_pools(split: Split, qids: list[str], config: PrepareConfig) -> dict[str, list[str]]:
-    import bm25s
+    import os
 
-    pids = list(split.collection)
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([split.collection[p] for p in pids], stopwords="en", show_progress=False),
-                    show_progress=False)
-    depth = min(config.bm25_depth + config.bm25_skip, len(pids))
-    hits, _ = retriever.retrieve(bm25s.tokenize([split.queries[q] for q in qids], stopwords="en", show_progress=False),
-                                 k=depth, show_progress=False)
-    return {q: [pids[i] for i in row[config.bm25_skip:]] for q, row in zip(qids, hits)}
+    from twotower.bm25 import bm25_index, mine
+    from twotower.data.corpus import as_corpus
+
+    # One cached index per corpus (twotower.bm25), searched in batches on every core.
+    index = bm25_index(as_corpus(split.collection), progress=True)
+    depth = min(config.bm25_depth + config.bm25_skip, len(index))
+    pools = mine(index, {q: split.queries[q] for q in qids}, depth, n_threads=os.cpu_count() or 1, progress=True)
+    return {q: pids[config.bm25_skip:] for q, pids in pools.items()}
 
 
 def _draw(pool: list[str], relevant: set[str], pids: np.ndarray, k: int, rng: np.random.Generator) -> list[str]:

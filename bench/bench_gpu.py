@@ -21,8 +21,8 @@ from twotower import api
 from twotower.console import console
 from twotower.evaluation.retrieval import evaluate_encoder
 from twotower.index import gpu_available
+from twotower.training.run import build_model
 from twotower.training.throughput import Throughput
-from twotower.models.towers import build_two_tower
 from twotower.models.module import TwoTowerModule
 
 
@@ -39,11 +39,9 @@ def main() -> None:
                              run_dir="outputs/bench/gpu")
     dm = instantiate(cfg.data)
     dm.setup("fit")
-    tok = dm.tokenizer
-    model = build_two_tower(instantiate(cfg.model.tower), tok.embedding_matrix, cfg.model.shared,
-                            cfg.model.freeze_embeddings, tok.idf)
-    module = TwoTowerModule(model, instantiate(cfg.loss), instantiate(cfg.optim), None, tok,
-                            {"query_max_length": cfg.data.query_max_length, "doc_max_length": cfg.data.doc_max_length})
+    model, model_config = build_model(cfg, dm)
+    dm.model = model
+    module = TwoTowerModule(model, instantiate(cfg.loss), instantiate(cfg.optim), None, model_config)
     meter = Throughput(warmup=10)
     trainer = instantiate(cfg.trainer, max_steps=args.steps, max_epochs=-1, callbacks=[meter], logger=False,
                           enable_checkpointing=False, enable_progress_bar=False)

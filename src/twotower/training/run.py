@@ -10,13 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from twotower.models.build import build_two_tower, tower_class_of
 from twotower.models.module import TwoTowerModule
+from twotower.training.resume import check_resume
 
 log = logging.getLogger(__name__)
+
+
+class OutOfMemory(ValueError):
+    """The GPU ran out of memory; the message names the settings that lower it."""
 
 
 @dataclass
@@ -62,8 +68,9 @@ def train(cfg: DictConfig) -> TrainResult:
     """Prepare data, build the towers from config, fit, and return the metrics and run folder."""
     from twotower.training.validate import validate_config
     validate_config(cfg)  # bad settings fail here, before any data work
-    L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
+    check_resume(run_dir, cfg)  # a resume in place keeps the run's own settings
+    L.seed_everything(cfg.seed, workers=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The full config as it ran goes into every .pt checkpoint and beside the run.
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -84,7 +91,13 @@ def train(cfg: DictConfig) -> TrainResult:
     )
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except torch.cuda.OutOfMemoryError:
+        raise OutOfMemory(
+            f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), data.doc_max_length (now "
+            f"{cfg.data.doc_max_length}) or data.num_negatives (now {cfg.data.num_negatives}), or set "
+            "model.tower.gradient_checkpointing=true (transformer towers) or trainer.precision=bf16-mixed") from None
 
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}

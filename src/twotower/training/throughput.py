@@ -40,7 +40,7 @@ class Throughput(L.Callback):
         now = self._now(trainer)
         if self.steps >= self.warmup:
             self.compute_s += now - self._batch_start
-            self.triplets += batch["query"].shape[0]
+            self.triplets += batch_size(batch)
         self.steps += 1
         self._batch_end = now
 
@@ -55,3 +55,8 @@ class Throughput(L.Callback):
             "triplets_per_s": self.triplets / total if total else float("nan"),
             "data_wait_fraction": self.wait_s / total if total else float("nan"),
         }
+
+
+def batch_size(batch: dict) -> int:
+    """Rows in a collated batch: the first dimension of any of the query's feature tensors."""
+    return int(next(iter(batch["query"].values())).shape[0])

@@ -1,0 +1,92 @@
+"""Resuming a run in place: `twotower resume RUN_DIR [key=value ...]`.
+
+A run folder holds the config it ran with (`config.yaml`) and Lightning's `checkpoints/last.ckpt`, rewritten
+every epoch. Resuming reuses that config, so a resumed run cannot silently continue under other settings,
+overwrite `config.yaml` or mix evaluations of different sizes in `metrics.json`. A few keys may change on
+resume (more epochs, other devices); any other override that differs from the saved config is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+# Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
+# monitored otherwise.
+MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.devices", "trainer.accelerator",
+              "trainer.num_nodes", "trainer.strategy", "data.num_workers", "ckpt_path", "logger", "callbacks")
+IGNORED = ("ckpt_path", "paths", "hydra")
+
+
+class ResumeConflict(ValueError):
+    """A resume asked for settings other than the run's own."""
+
+
+def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (keys in MAY_CHANGE/IGNORED excepted)."""
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        name = f"{prefix}{key}"
+        if name in IGNORED or name in MAY_CHANGE or any(name.startswith(p + ".") for p in MAY_CHANGE):
+            continue
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += conflicts(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name} is {a!r} in the run's config.yaml, not {b!r}")
+    return out
+
+
+def check_resume(run_dir: Path, cfg: DictConfig) -> None:
+    """Before a run with `ckpt_path` writes anything into an existing run folder: its settings must be the
+    saved ones (a changed `trainer.max_epochs` and the like excepted)."""
+    saved_path = run_dir / "config.yaml"
+    if not cfg.get("ckpt_path") or not saved_path.exists():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
+    if differences:
+        raise ResumeConflict(f"resuming {run_dir} under other settings: {'; '.join(differences[:3])}"
+                             f"{' (and more)' if len(differences) > 3 else ''}. Resume with "
+                             f"`twotower resume {run_dir}` (the run's own config), or train a new run")
+
+
+def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The run's saved config with `ckpt_path` at its last.ckpt and the allowed `overrides` applied."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    for path, what in ((saved, "config.yaml"), (last, "checkpoints/last.ckpt")):
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
+    cfg = OmegaConf.load(saved)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not key=value")
+        if key not in MAY_CHANGE:
+            current = OmegaConf.select(cfg, key)
+            if current != yaml.safe_load(value):
+                raise ResumeConflict(f"{key} is {current!r} in {saved}; a resumed run keeps its settings "
+                                     f"(it may change {', '.join(MAY_CHANGE[:4])}): start a new run to change it")
+        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)  # "3" -> 3
+    cfg.ckpt_path = str(last)
+    cfg.paths.run_dir = str(run_dir)
+    return cfg
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a training run folder (outputs/runs/<run>)")
+    parser.add_argument("overrides", nargs="*", help="only trainer.max_epochs and the like, e.g. trainer.max_epochs=6")
+
+
+def run(args: argparse.Namespace) -> int:
+    from twotower.training.run import train
+
+    result = train(resume_config(args.run_dir, args.overrides))
+    print(f"resumed {result.run_dir}: best {result.best}")
+    return 0

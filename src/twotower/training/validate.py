@@ -1,0 +1,76 @@
+"""`validate_config(cfg)`: refuse a training config that would fail late or train on the wrong thing.
+
+Called at the top of `train()`, before any data is read, so `trainer.max_epochs=abc` fails in a second with
+"trainer.max_epochs must be a whole number, got 'abc'" instead of after minutes of data preparation.
+Every message names the setting as it is written on the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from twotower.data.prepare import SOURCES as NEGATIVES  # one list of negative sources
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ValueError naming the first setting that is out of range or of the wrong type."""
+    _whole(cfg, "trainer.max_epochs", minimum=1, allow_none=True, also=(-1,))  # Lightning: -1 or null, no limit
+    _whole(cfg, "data.batch_size", minimum=1)
+    _whole(cfg, "data.num_negatives", minimum=0 if _in_batch_loss(cfg) else 1,
+           why=None if _in_batch_loss(cfg) else "(0 is allowed only with loss=contrastive and loss.in_batch=true)")
+    _whole(cfg, "eval_max_queries", minimum=1, allow_none=True, none_means="every judged query")
+    subsample = _number(cfg, "data.subsample")
+    if subsample is not None and not 0 < subsample <= 1:
+        raise ValueError(f"data.subsample must be in (0, 1] (the share of training queries used), got {subsample!r}")
+    lr = _number(cfg, "optim.lr")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"optim.lr must be a finite number > 0, got {lr!r}")
+    negatives = _get(cfg, "data.negatives")
+    if negatives is not _MISSING and negatives not in NEGATIVES:
+        raise ValueError(f"data.negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+
+
+_MISSING = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False)
+
+
+def _in_batch_loss(cfg: DictConfig) -> bool:
+    target = str(_get(cfg, "loss._target_") or "")
+    return target.endswith("ContrastiveLoss") and bool(_get(cfg, "loss.in_batch"))
+
+
+def _whole(cfg: DictConfig, key: str, minimum: int, allow_none: bool = False, why: str | None = None,
+           none_means: str = "no limit", also: tuple[int, ...] = ()) -> None:
+    value = _get(cfg, key)
+    if value is _MISSING:
+        return
+    if value is None:
+        if allow_none:
+            return
+        raise ValueError(f"{key} must be a whole number >= {minimum}, got null")
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{key} must be a whole number, got {value!r}")
+    if value < minimum and value not in also:
+        hint = "".join(f" or {a}" for a in also) + (f" or null for {none_means}" if allow_none else "")
+        raise ValueError(f"{key} must be >= {minimum}{hint}, got {value}" + (f" {why}" if why else ""))
+
+
+def _number(cfg: DictConfig, key: str) -> float | None:
+    value = _get(cfg, key)
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None

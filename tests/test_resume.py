@@ -1,0 +1,54 @@
+"""Resume in place: last.ckpt every epoch, the run's own config, and conflicting overrides refused."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from twotower import api
+from twotower.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["data.batch_size=32", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove", "data.negatives=random",
+        "model.tower.output_dim=16", "eval_max_queries=20"]
+
+
+@pytest.fixture(scope="module")
+def run(small_msmarco, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("resumable")
+    # mode=min on a metric that rises: epoch 1 is "worse", so only an every-epoch last.ckpt holds epoch 1.
+    api.train(TINY + ["trainer.max_epochs=2", "callbacks.model_checkpoint.mode=min"],
+              config={"data": {"dir": str(small_msmarco)}}, run_dir=run_dir)
+    return run_dir
+
+
+def test_last_ckpt_holds_the_latest_epoch_whatever_the_metric(run):
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+
+
+def test_resuming_under_other_settings_is_refused_in_one_line(run, small_msmarco):
+    saved = (run / "config.yaml").read_text()
+    env = {**os.environ, "TWOTOWER_DATA": str(small_msmarco)}
+    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt",
+                           "logger=csv"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [next(l for l in done.stderr.splitlines() if l.startswith("error:"))]
+    assert "data.batch_size is 32" in done.stderr and "twotower resume" in done.stderr
+    assert (run / "config.yaml").read_text() == saved
+
+
+def test_twotower_resume_continues_under_the_runs_own_config(run, small_msmarco, monkeypatch):
+    monkeypatch.setenv("TWOTOWER_DATA", str(small_msmarco))
+    with pytest.raises(ValueError, match="data.batch_size is 32 .* start a new run"):
+        from twotower.training.resume import resume_config
+
+        resume_config(run, ["data.batch_size=64"])
+    assert main(["resume", str(run), "trainer.max_epochs=3"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 3

@@ -114,3 +114,17 @@ def test_a_tiny_distillation_run(small_msmarco, tiny_bert, tmp_path):
                        config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
     epoch = result.metrics["epochs"][0]
     assert epoch["train_loss"] > 0 and 0 <= result.best["mrr@10"] <= 1
+
+
+def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_bert, tmp_path):
+    common = ["model=mean", "tokenizer=glove", "loss=kl", "data.negatives=dense", f"data.teacher={tiny_bert}",
+              "data.num_negatives=2", "data.batch_size=32", "trainer.limit_train_batches=2", "logger=csv",
+              "data.refresh_every=1", "data.subsample=0.3", "eval_max_queries=10"]
+    with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
+        api.train(common + ["trainer.max_epochs=2"], config={"data": {"dir": str(small_msmarco)}},
+                  run_dir=tmp_path / "a")
+    api.train(common + ["trainer.max_epochs=2", "trainer.reload_dataloaders_every_n_epochs=1"],
+              config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path / "b")
+    rows = rows_of(tmp_path / "b" / "negatives" / "epoch001")
+    split = passage_split("train", small_msmarco / "msmarco-passage")
+    assert rows and all(not set(r["neg_pids"]) & set(split.qrels[r["qid"]]) and len(r["teacher"]) == 3 for r in rows)

@@ -124,7 +124,7 @@ class MSMarcoDataModule(L.LightningDataModule):
                  teacher: str | None = None, teacher_margin: float | None = None, batch_size: int = 128,
                  num_workers: int = 0, shuffle_buffer: int = 10_000, query_max_length: int = 32,
                  doc_max_length: int = 128, seed: int = 0, triplets_dir: str | None = None,
-                 eval_source: str = "passage") -> None:
+                 eval_source: str = "passage", refresh_every: int = 0) -> None:
         super().__init__()
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
@@ -136,6 +136,7 @@ class MSMarcoDataModule(L.LightningDataModule):
                                      dense_depth=dense_depth, dense_skip=dense_skip, teacher=teacher,
                                      teacher_margin=teacher_margin, seed=seed)
         self.batch_size = batch_size
+        self.refresh_every = refresh_every  # re-mine dense negatives with the model every N epochs (ANCE)
         self.num_workers = num_workers
         self.shuffle_buffer = shuffle_buffer
         self.query_max_length = query_max_length
@@ -214,6 +215,13 @@ class MSMarcoDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        if trainer is not None and self.refresh_every:
+            from twotower.data.refresh import check_reloads, refresh_negatives
+
+            check_reloads(trainer, self.refresh_every)
+            epoch = trainer.current_epoch
+            if epoch > 0 and epoch % self.refresh_every == 0:
+                self._files = refresh_negatives(self, trainer, epoch)
         stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
         return _EpochLoader(
             stream, batch_size=self.batch_size, num_workers=self.num_workers,

@@ -69,21 +69,58 @@ def _drop_blank(table: pa.Table, text_col: str, path: str | Path, skipped: Count
     return table.filter(keep)
 
 
+def _check_unique_ids(table: pa.Table, column: str, path: str | Path, what: str) -> None:
+    """A repeated id in a TSV is an error naming the file, the line and the id: which row is right cannot be guessed."""
+    ids = table[column]
+    if len(ids) == 0 or pc.count_distinct(ids).as_py() == len(ids):
+        return
+    counts = Counter(ids.to_pylist())
+    dup = next(i for i, c in counts.items() if c > 1)
+    extra = sum(c - 1 for c in counts.values() if c > 1)
+    lines = _lines_with_first_field(Path(path), dup, limit=2)
+    where = f", line {lines[1]}" if len(lines) > 1 else ""
+    first = f" (first on line {lines[0]})" if len(lines) > 1 else ""
+    raise DataFormatError(f"{path}{where}: duplicate {what} id {dup!r}{first}; {extra} duplicate(s) in all")
+
+
+def _lines_with_first_field(path: Path, value: str, limit: int) -> list[int]:
+    # Only on the error path: one pass over the file for the line numbers the user needs.
+    found = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.split("\t", 1)[0] == value:
+                found.append(lineno)
+                if len(found) == limit:
+                    break
+    return found
+
+
+def _check_not_empty(rows: dict, total: int, path: str | Path, what: str) -> None:
+    if rows:
+        return
+    if total:
+        raise DataFormatError(f"{path}: all {total} {what} rows have a blank text; nothing to read")
+    raise DataFormatError(f"{path}: the {what} file is empty (no rows)")
+
+
 def read_collection(path: str | Path, skipped: Counter | None = None) -> dict[str, str]:
     """`pid \\t passage` -> {pid: passage}. Duplicate pids raise: which text is right cannot be guessed."""
-    table = _drop_blank(_read_tsv(path, ["pid", "text"], "collection"), "text", path, skipped)
-    pids = table["pid"].to_pylist()
-    docs = dict(zip(pids, table["text"].to_pylist()))
-    if len(docs) != len(pids):
-        dup = next(p for p, c in Counter(pids).items() if c > 1)
-        raise DataFormatError(f"{path}: duplicate passage id {dup!r} ({len(pids) - len(docs)} duplicates in all)")
+    raw = _read_tsv(path, ["pid", "text"], "collection")
+    _check_unique_ids(raw, "pid", path, "passage")
+    table = _drop_blank(raw, "text", path, skipped)
+    docs = dict(zip(table["pid"].to_pylist(), table["text"].to_pylist()))
+    _check_not_empty(docs, len(raw), path, "collection")
     return docs
 
 
 def read_queries(path: str | Path, skipped: Counter | None = None) -> dict[str, str]:
-    """`qid \\t query` -> {qid: query}."""
-    table = _drop_blank(_read_tsv(path, ["qid", "text"], "queries"), "text", path, skipped)
-    return dict(zip(table["qid"].to_pylist(), table["text"].to_pylist()))
+    """`qid \\t query` -> {qid: query}. A repeated qid is an error naming the file and line."""
+    raw = _read_tsv(path, ["qid", "text"], "queries")
+    _check_unique_ids(raw, "qid", path, "query")
+    table = _drop_blank(raw, "text", path, skipped)
+    queries = dict(zip(table["qid"].to_pylist(), table["text"].to_pylist()))
+    _check_not_empty(queries, len(raw), path, "queries")
+    return queries
 
 
 def read_qrels(path: str | Path) -> Qrels:
@@ -98,11 +135,26 @@ def read_qrels(path: str | Path) -> Qrels:
             if len(parts) != 4:
                 raise DataFormatError(f"{path}, line {lineno}: a qrels row has 4 fields (qid 0 pid rel), got {line!r}")
             qid, _, pid, rel = parts
+            judged = qrels.setdefault(qid, {})
+            if pid in judged:
+                raise DataFormatError(f"{path}, line {lineno}: query {qid!r} judges passage {pid!r} a second time "
+                                      f"(first on line {_qrels_line(path, qid, pid)}); keep one row per (qid, pid)")
             try:
-                qrels.setdefault(qid, {})[pid] = int(rel)
+                judged[pid] = int(rel)
             except ValueError:
                 raise DataFormatError(f"{path}, line {lineno}: relevance {rel!r} is not an integer") from None
+    if not qrels:
+        raise DataFormatError(f"{path}: the qrels file is empty (no `qid 0 pid rel` rows); nothing can be scored")
     return qrels
+
+
+def _qrels_line(path: Path, qid: str, pid: str) -> int:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == qid and parts[2] == pid:
+                return lineno
+    return 0
 
 
 def read_run(path: str | Path) -> Run:

@@ -82,9 +82,10 @@ class PrepareConfig:
 
 
 def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None,
-                     inputs: str = "") -> Path:
+                     inputs: str = "", miner=None) -> Path:
     """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source`, the fingerprint
-    of the input files `inputs` and `config`)."""
+    of the input files `inputs` and `config`). `miner` mines the dense negatives instead of the teacher (the
+    model being trained, for an ANCE-style refresh; see `data.datamodule`)."""
     config.check()
     out = Path(out_dir) if out_dir else cache_dir() / "triplets" / config.key(source, inputs)
     if (out / DONE).exists():
@@ -105,7 +106,7 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
     from twotower.data.scoring import TeacherScores
 
     scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
-    pools = _negative_pools(split, qids, config, scores)
+    pools = _negative_pools(split, qids, config, miner or scores)
     writer = ShardWriter(out, config)
     for qid in track(qids, description=f"triplets ({config.negatives} negatives)"):
         relevant = {p for p, r in split.qrels[qid].items() if r > 0}
@@ -162,7 +163,7 @@ class ShardWriter:
         return self.out
 
 
-def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, scores) -> dict[str, list[str]]:
+def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, miner) -> dict[str, list[str]]:
     if config.negatives == "random":
         return {}
     if config.negatives == "candidates":
@@ -175,8 +176,8 @@ def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, scores
     if config.negatives == "bm25":
         return _bm25_pools(split, qids, config)
     if config.negatives == "dense":
-        return scores.mine(qids, config.dense_skip, config.dense_depth)
-    bm25, dense = _bm25_pools(split, qids, config), scores.mine(qids, config.dense_skip, config.dense_depth)
+        return miner.mine(qids, config.dense_skip, config.dense_depth)
+    bm25, dense = _bm25_pools(split, qids, config), miner.mine(qids, config.dense_skip, config.dense_depth)
     # Alternate the two rankings so a draw from the front of the pool takes from both.
     return {q: list(dict.fromkeys(p for pair in zip(bm25.get(q, []), dense.get(q, [])) for p in pair)) for q in qids}
 

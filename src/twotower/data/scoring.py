@@ -55,6 +55,17 @@ class TeacherScores:
         if not self.bi_encoder:
             raise ValueError("a cross-encoder teacher cannot mine negatives: use data.negatives=bm25 with it, "
                              "or a bi-encoder teacher (minilm, a sentence-transformers folder, a .pt)")
+        return VectorMiner(self.queries, self.passages, self.corpus, self.query_row).mine(qids, skip, depth)
+
+
+class VectorMiner:
+    """Dense negatives from query and passage vectors (the teacher's, or the model's being trained: ANCE)."""
+
+    def __init__(self, queries: np.ndarray, passages: np.ndarray, corpus, query_row: dict[str, int]) -> None:
+        self.queries, self.passages, self.corpus, self.query_row = queries, passages, corpus, query_row
+
+    def mine(self, qids: list[str], skip: int, depth: int) -> dict[str, list[str]]:
+        """Each query's passages ranked `skip` .. `skip + depth` (exact inner product)."""
         from twotower.index import exact_search
 
         rows = np.array([self.query_row[q] for q in qids])

@@ -74,6 +74,9 @@ class TransformerTower(Tower):
         if len(self.tokenizer) > rows:
             raise ValueError(f"tokenizer and model do not match: the tokenizer has {len(self.tokenizer)} tokens "
                              f"but the model's embedding table {rows} rows")
+        # `from_pretrained` leaves the model in eval mode; a tower starts in train mode like any module, so
+        # the backbone's dropout is on while fine-tuning (as in sentence-transformers) and off in `eval()`.
+        self.backbone.train()
         if gradient_checkpointing:
             self.backbone.gradient_checkpointing_enable()
         hidden = self.backbone.config.hidden_size

@@ -29,7 +29,9 @@ from twotower.paths import cache_dir
 log = logging.getLogger(__name__)
 
 PAD, UNK = "<pad>", "<unk>"
-CACHE_LIMIT = 500_000  # texts whose ids are memoised: the whole shared corpus, a bounded slice of full MS MARCO
+# Texts whose ids are memoised (as int32 arrays, ~1 KB a passage with its key): the whole shared corpus and
+# its queries; a bounded ~100 MB slice of full MS MARCO.
+CACHE_LIMIT = 100_000
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -218,11 +220,11 @@ class WordPieceTokenizer:
         # Passages recur (negatives, epochs): only texts not seen before go through the tokenizer.
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         # [CLS]/[SEP] carry no meaning for a bag or a recurrent tower trained from here: leave them out.
-        fresh = {t: e.ids or [self.unknown_id]
+        fresh = {t: np.asarray(e.ids or [self.unknown_id], dtype=np.int32)
                  for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))}
         if len(self._cache) + len(fresh) <= CACHE_LIMIT:
             self._cache.update(fresh)
-        return _pad([(self._cache.get(t) or fresh[t])[:max_length] for t in texts])
+        return _pad([(fresh[t] if t in fresh else self._cache[t])[:max_length] for t in texts])
 
     def hf_tokenizer(self, max_length: int):
         """A copy of the Rust tokenizer that truncates at `max_length` (for sentence-transformers export)."""

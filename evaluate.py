@@ -1,4 +1,8 @@
-"""Evaluate a checkpoint (and baselines) on full-corpus retrieval: `python evaluate.py ckpt=PATH`."""
+"""Evaluate a checkpoint (and baselines) on full-corpus retrieval: `python evaluate.py ckpt=PATH`.
+
+A mistake the user can fix (a missing file, a bad setting) prints one line, `error: <Type>: <message>`, and
+exits 1; the full traceback goes to `error.txt` in the output folder (`HYDRA_FULL_ERROR=1` shows it instead).
+"""
 
 from pathlib import Path
 
@@ -6,16 +10,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from twotower.evaluation.evaluate import evaluate, load_eval_split, print_table, write_metrics
+from twotower.errors import user_errors
+from twotower.evaluation.evaluate import check_settings, evaluate, load_eval_split, print_table, write_metrics
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    split = load_eval_split(cfg.data.dir, cfg.data.split, cfg.data.collection, cfg.data.queries, cfg.data.qrels)
-    results = evaluate(split, cfg.ckpt, list(cfg.baselines), cfg.max_queries, cfg.k, cfg.device)
-    print_table(results)
-    out = write_metrics(Path(HydraConfig.get().runtime.output_dir) / "metrics.json", results)
-    print(f"metrics written to {out}")
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    with user_errors(trace_dir=out_dir):
+        check_settings(cfg.ckpt, list(cfg.baselines), cfg.max_queries, cfg.k)
+        split = load_eval_split(cfg.data.dir, cfg.data.split, cfg.data.collection, cfg.data.queries, cfg.data.qrels)
+        results = evaluate(split, cfg.ckpt, list(cfg.baselines), cfg.max_queries, cfg.k, cfg.device)
+        print_table(results)
+        out = write_metrics(out_dir / "metrics.json", results)
+        print(f"metrics written to {out}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Train a two-tower model: `python train.py model=gru loss=contrastive` (Hydra; see conf/train.yaml)."""
+"""Train a two-tower model: `python train.py model=gru loss=contrastive` (Hydra; see conf/train.yaml).
+
+A mistake the user can fix (a bad setting, a missing file) prints one line, `error: <Type>: <message>`, and
+exits 1, with the full traceback in the run folder's `error.txt` (`HYDRA_FULL_ERROR=1` shows it instead).
+In a multirun every failing job records `error.txt` and the sweep goes on.
+"""
 
 import logging
 import traceback
@@ -9,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from twotower.errors import user_errors
 from twotower.training.run import train
 
 log = logging.getLogger("train")
@@ -16,11 +22,13 @@ log = logging.getLogger("train")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        with user_errors(trace_dir=HydraConfig.get().runtime.output_dir):
+            result = train(cfg)
+        return result.best.get(cfg.monitor)
     try:
         result = train(cfg)
     except Exception:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise
         # In a sweep one broken configuration must not cost the others: record it and move on. The sweeper
         # sees NaN (Optuna marks the trial failed); `python -m twotower.sweep` lists the failures.
         error = traceback.format_exc()

@@ -42,8 +42,14 @@ SUBCOMMANDS: list[Subcommand] = [
                "twotower.cli:configure_search", "twotower.cli:run_search"),
     Subcommand("leaderboard", "rank the checkpoints of a folder of training runs",
                "twotower.cli:configure_leaderboard", "twotower.cli:run_leaderboard"),
+    Subcommand("resume", "resume a training run in place, under the config it was started with",
+               "twotower.training.resume:configure", "twotower.training.resume:run"),
+    Subcommand("export", "write a checkpoint as a sentence-transformers model folder",
+               "twotower.models.export:configure", "twotower.models.export:run"),
     Subcommand("emb-opt", "steer query vectors through an index towards what a score likes (Hydra overrides)",
                "twotower.cli:configure_emb_opt", "twotower.cli:run_emb_opt"),
+    Subcommand("synth", "write a synthetic MS MARCO of any size (official formats) made from the real sample",
+               "twotower.data.synth:configure", "twotower.data.synth:run"),
 ]
 
 
@@ -99,11 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_error(exc: Exception) -> bool:
     """Errors with a message meant for the user (bad path, bad file, mismatched index), not bugs."""
-    from twotower.models.checkpoint import CheckpointError
-    from twotower.data.msmarco import DataFormatError
-    from twotower.search.errors import SearchError
+    from twotower.errors import is_user_error
 
-    return isinstance(exc, (SearchError, CheckpointError, DataFormatError, FileNotFoundError, KeyError, ValueError))
+    return is_user_error(exc)
 
 
 def _params(items: Sequence[str] | None) -> dict:
@@ -122,23 +126,23 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="an index config (conf/index/*.yaml, with _target_) instead of --kind")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="override an index setting, e.g. ef_search=256")
     parser.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="where vectors live (default: faiss)")
-    parser.add_argument("--milvus-uri", help="Milvus server URI (http://host:19530); default: Milvus Lite in OUT/milvus.db")
+    parser.add_argument("--milvus-uri", help="Milvus server URI (http://host:19530); default: Milvus Lite in OUT/milvus.db. "
+                                             "Credentials in it are used, never written to the manifest")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", help="torch device for encoding (default: cuda when available)")
     parser.add_argument("--add", action="store_true", help="add the collection's documents to the existing index at --out")
     parser.add_argument("--skip-existing", action="store_true", help="with --add: skip ids already indexed instead of failing")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="with --add: skip the SHA-256 check of the index files (sizes are still checked)")
 
 
 def _index_kind(args: argparse.Namespace):
     from twotower.search.kinds import make_kind
 
     if args.config:
-        from hydra.utils import instantiate
-        from omegaconf import OmegaConf
+        from twotower.search.kinds import kind_from_config
 
-        from twotower.search.kinds import with_settings
-
-        return with_settings(instantiate(OmegaConf.load(args.config)), **_params(args.param))
+        return kind_from_config(args.config, **_params(args.param))
     return make_kind(args.kind, **_params(args.param))
 
 
@@ -149,7 +153,8 @@ def run_index(args: argparse.Namespace) -> int:
 
     console = make_console()
     if args.add:
-        with Searcher.load(args.out, checkpoint=args.ckpt, device=args.device) as searcher:
+        with Searcher.load(args.out, checkpoint=args.ckpt, device=args.device, verify=args.verify,
+                           milvus_uri=args.milvus_uri) as searcher:
             added = searcher.add(args.collection, skip_existing=args.skip_existing, batch_size=args.batch_size, progress=True)
             console.print(f"added [bold]{added:,}[/] documents to {args.out}: {searcher.describe()}")
         return 0
@@ -186,6 +191,10 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="search setting, e.g. ef_search=256, nprobe=64")
     parser.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
     parser.add_argument("--device", help="torch device for the query tower (default: cuda when available)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip the SHA-256 check of the index files on load (huge indexes; sizes are still checked)")
+    parser.add_argument("--milvus-uri", help="the Milvus URI again, with its credentials, when the index was built with "
+                                             "some (they are not stored in the manifest); or set $MILVUS_TOKEN")
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -195,7 +204,10 @@ def run_search(args: argparse.Namespace) -> int:
     console = make_console()
     if args.queries and not args.run_out:
         raise ValueError("--queries writes a TREC run: give the output file with --run-out")
-    with Searcher.load(args.index, checkpoint=args.ckpt, device=args.device, **_params(args.param)) as searcher:
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"-k/--k (results per query) must be at least 1, got {args.k}")
+    with Searcher.load(args.index, checkpoint=args.ckpt, device=args.device, verify=args.verify,
+                       milvus_uri=args.milvus_uri, **_params(args.param)) as searcher:
         if args.interactive:
             from twotower.search.interactive import interactive
 

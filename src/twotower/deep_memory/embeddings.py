@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from twotower.embedding_cache import cached_embeddings
+from twotower.fingerprint import files_fingerprint
 from twotower.paths import cache_dir
 
 EmbeddingFunction = Callable[[list[str]], "np.ndarray"]
@@ -148,13 +149,12 @@ def describe(embedding_function: EmbeddingFunction) -> str:
 
 
 def collection_cache_path(name: str, collection: str | os.PathLike) -> Path:
-    """`<cache>/<name>_collection_<hash>.npy`: the hash covers the collection's resolved path and byte size.
+    """`<cache>/<name>_collection_<fingerprint>.npy`: the fingerprint covers the collection file's contents
+    (`twotower.fingerprint`), so an edited or replaced collection, even one of the same size, gets a new cache.
 
     Rows are in the collection file's order, so `msmarco.read_collection(path)` keys line up with them.
     """
-    collection = Path(collection).resolve()
-    key = hashlib.sha1(f"{collection}:{collection.stat().st_size}".encode()).hexdigest()[:12]
-    return cache_dir() / f"{name}_collection_{key}.npy"
+    return cache_dir() / f"{name}_collection_{files_fingerprint([Path(collection).resolve()])}.npy"
 
 
 def cached_collection_embeddings(
@@ -164,5 +164,6 @@ def cached_collection_embeddings(
     name: str,
     chunk: int = 2048,
 ) -> np.ndarray:
-    """Embed `texts` (the collection's passages, in file order) once and reuse the `.npy` afterwards."""
+    """Embed `texts` (the collection's passages, in file order) once and reuse the `.npy` afterwards; the cache
+    is keyed by the collection file and by the texts themselves (see `embedding_cache.cached_embeddings`)."""
     return cached_embeddings(embedding_function, texts, collection_cache_path(name, collection), name, chunk)

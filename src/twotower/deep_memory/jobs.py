@@ -17,6 +17,7 @@ outlives the process that asked for it; any process can read the folder and see 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -132,10 +133,20 @@ class JobFolder:
         return "\n".join(text[-lines:])
 
 
-def launch(root: Path, job_id: str, store_path: Path) -> subprocess.Popen:
-    """Start the worker for a prepared job folder; returns at once."""
+PAYLOAD_ENV = "TWOTOWER_JOB_PAYLOAD_SHA256"
+
+
+def launch(root: Path, job_id: str, store_path: Path, payload_sha256: str | None = None) -> subprocess.Popen:
+    """Start the worker for a prepared job folder; returns at once.
+
+    `payload_sha256` is the digest of the job's `embedding.pkl`, handed to the worker outside the folder: the
+    worker unpickles only that exact file, never one put in the job folder by anyone else.
+    """
     folder = JobFolder(root, job_id)
     env = dict(os.environ)
+    env.pop(PAYLOAD_ENV, None)
+    if payload_sha256:
+        env[PAYLOAD_ENV] = payload_sha256
     # The worker must import this package even when it is run from a source checkout.
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -222,6 +233,7 @@ def run_worker(store_path: Path, job_id: str) -> int:
     try:
         folder.update(status="training", started_at=now(), pid=os.getpid(), progress={"stage": "loading"})
         settings = TrainingSettings(**read_json(folder.dir / "settings.json"))
+        settings.validate()  # the allow-listed adapter class, the ranges: the file is read back, not trusted
         if settings.num_threads:
             torch.set_num_threads(settings.num_threads)
         data = RelevanceData.load(folder.dir / "relevance.npz")
@@ -271,8 +283,12 @@ def _embed_queries(folder: JobFolder, data, stop) -> Any:
     from twotower.deep_memory.store import embed
 
     texts = read_json(folder.dir / "queries.json")["queries"]
-    with open(folder.dir / "embedding.pkl", "rb") as fh:
-        embedding_function = pickle.load(fh)
+    payload = (folder.dir / "embedding.pkl").read_bytes()
+    expected = os.environ.get(PAYLOAD_ENV)
+    if not expected or hashlib.sha256(payload).hexdigest() != expected:
+        raise ValueError(f"{folder.dir / 'embedding.pkl'} is not the embedding function this job was started with "
+                         "(its SHA-256 differs from the launcher's); refusing to unpickle it")
+    embedding_function = pickle.loads(payload)
     dim = folder.read()["dim"]
     chunks, step = [], 1024
     start = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import subprocess
@@ -160,7 +161,8 @@ class DeepMemory:
                 "results": None,
             },
         )
-        self._procs[job_id] = J.launch(self.jobs_dir, job_id, self.store.path)
+        digest = hashlib.sha256(payload).hexdigest() if payload else None
+        self._procs[job_id] = J.launch(self.jobs_dir, job_id, self.store.path, payload_sha256=digest)
         return job_id
 
     # ------------------------------------------------------------------ status

@@ -9,6 +9,9 @@ Layout of a store folder (all files written atomically; `data/` is swapped in wh
     deep_memory/selected.json   the model `search(deep_memory=True)` uses, when set with `set_model`
 
 Scores are cosine similarities: documents are stored unit length and queries are normalised at search.
+
+Writers hold `<store>.lock`, a file lock beside the folder, and re-read the store under it: any number of
+processes may `add` at once and every document is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ FORMAT_VERSION = 1
 
 class EmbeddingDimensionError(ValueError):
     """The embedding function returned vectors of the wrong shape for this store."""
+
+
+class StoreCorruptError(ValueError):
+    """A store file exists but cannot be read as what it should be."""
+
+
+def _read_matrix(path: Path) -> np.ndarray:
+    """A 2-D float `.npy`; anything else is a `StoreCorruptError` naming the file."""
+    try:
+        matrix = np.load(path)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise StoreCorruptError(f"{path} is not a readable .npy matrix ({exc}); the store is damaged") from None
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.floating):
+        raise StoreCorruptError(f"{path} holds a {matrix.dtype} array of shape {matrix.shape}, not (n, dim) vectors")
+    return matrix
 
 
 def embed(embedding_function: EmbeddingFunction, texts: Sequence[str], dim: int | None = None, what: str = "texts") -> np.ndarray:
@@ -106,15 +126,20 @@ class VectorStore:
         for attempt in range(20):
             try:
                 table = pq.read_table(data / "documents.parquet")
-                embeddings = np.load(data / "embeddings.npy")
+                embeddings = _read_matrix(data / "embeddings.npy")
                 break
             except FileNotFoundError:
                 if count == 0:
                     table, embeddings = None, np.zeros((0, self.dim or 0), np.float32)
                     break
                 time.sleep(0.05)  # `add` elsewhere is swapping data/ in: it reappears within milliseconds.
+            except pa.ArrowInvalid as exc:
+                raise StoreCorruptError(f"{data / 'documents.parquet'} is unreadable ({exc}); the store is damaged") from None
         else:
             raise FileNotFoundError(f"{data}: documents are missing although store.json lists {count}")
+        if table is not None and len(table) != len(embeddings):
+            raise StoreCorruptError(f"{data}: documents.parquet holds {len(table)} rows but embeddings.npy "
+                                    f"{len(embeddings)}; the store is damaged")
         if table is None:
             self._ids, self._texts, self._metadata = [], [], []
         else:
@@ -184,11 +209,9 @@ class VectorStore:
         if len(set(ids)) != len(ids):
             raise ValueError("ids must be unique within one add() call")
         self._refresh()
-        _, missing = self.rows_of(ids)
-        clash = sorted(set(ids) - set(missing))
-        if clash:
-            raise ValueError(f"{len(clash)} id(s) are already in the store, e.g. {clash[:5]}")
+        self._check_new(ids)
         dim = self.dim
+        # Embedding is the slow part and reads nothing of the store but its dimension: done before the lock.
         if embeddings is None:
             vectors = embed(self.embedding_function, texts, dim, "documents")
         else:
@@ -197,6 +220,31 @@ class VectorStore:
                 raise EmbeddingDimensionError(f"embeddings have shape {vectors.shape}; expected ({len(texts)}, {dim or 'dim'})")
         vectors = unit_rows(vectors)
         meta_json = [json.dumps(m) if m is not None else None for m in metadata]
+        with self._write_lock():
+            # Another process may have added since we looked: start from what is on disk now, or its rows are lost.
+            self._loaded_count = -1
+            self._refresh()
+            self._check_new(ids)
+            if self.dim is not None and vectors.shape[1] != self.dim:
+                raise EmbeddingDimensionError(f"these documents have {vectors.shape[1]}-d vectors but the store now "
+                                              f"holds {self.dim}-d vectors")
+            self._write(ids, texts, meta_json, vectors)
+        return ids
+
+    def _check_new(self, ids: list[str]) -> None:
+        _, missing = self.rows_of(ids)
+        clash = sorted(set(ids) - set(missing))
+        if clash:
+            raise ValueError(f"{len(clash)} id(s) are already in the store, e.g. {clash[:5]}")
+
+    def _write_lock(self):
+        """The store's inter-process write lock, `<store>.lock` beside the folder."""
+        from filelock import FileLock
+
+        return FileLock(str(self.path.resolve().with_name(self.path.resolve().name + ".lock")))
+
+    def _write(self, ids: list[str], texts: list[str], meta_json: list[str | None], vectors: np.ndarray) -> None:
+        """Append rows to what `_refresh` last read and commit: data/ swapped in whole, then store.json."""
         all_vectors = np.concatenate([self._embeddings.reshape(-1, vectors.shape[1]), vectors])
         table = pa.table(
             {
@@ -220,7 +268,6 @@ class VectorStore:
             tmp.write_text(json.dumps(info, indent=2))
         self._loaded_count = -1
         self._refresh()
-        return ids
 
     # ------------------------------------------------------------------- search
     def search(
@@ -252,6 +299,10 @@ class VectorStore:
             texts = [embedding_data] if single else list(embedding_data)
             if not texts:
                 raise ValueError("embedding_data is empty")
+            for i, text in enumerate(texts):
+                if not isinstance(text, str) or not text.strip():
+                    where = "" if single else f" (query {i})"
+                    raise ValueError(f"the query is empty{where}: give some words to search for")
             queries = embed(embedding_function or self.embedding_function, texts, self._embeddings.shape[1], "queries")
         else:
             raise ValueError("pass embedding_data (query text) or embedding (query vectors)")

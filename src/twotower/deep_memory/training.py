@@ -111,9 +111,37 @@ class TrainingSettings:
         metric_name(self.monitor)
         for name in self.guard_metrics:
             metric_name(name)
+        if not isinstance(self.adapter, dict):
+            raise ValueError(f"adapter must be a mapping of QueryAdapter settings, got {self.adapter!r}")
+        adapter_class(self.adapter)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The only classes an `adapter._target_` may name. A job's settings.json is read back by the worker process,
+# and a config file may come from anywhere: neither can make it import and run anything else.
+ADAPTERS: dict[str, type] = {"twotower.deep_memory.adapter.QueryAdapter": QueryAdapter}
+
+
+def adapter_class(spec: dict, where: str = "adapter") -> type:
+    """The allowed class `spec["_target_"]` names (QueryAdapter when absent); anything else is a ValueError."""
+    target = spec.get("_target_", "twotower.deep_memory.adapter.QueryAdapter")
+    if target not in ADAPTERS:
+        raise ValueError(f"{where}._target_ {target!r} is not allowed: a deep-memory adapter is one of "
+                         f"{', '.join(sorted(ADAPTERS))}")
+    return ADAPTERS[target]
+
+
+def build_adapter(spec: dict, **kwargs: Any) -> QueryAdapter:
+    """`adapter` settings -> the adapter, built from the allow-list only (never `hydra.utils.instantiate`)."""
+    spec = dict(spec)
+    cls = adapter_class(spec)
+    params = {k: v for k, v in spec.items() if not k.startswith("_")}
+    try:
+        return cls(**params, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"adapter settings {params} do not fit {cls.__name__}: {exc}") from None
 
 
 def metric_name(name: str) -> tuple[str, int]:
@@ -385,8 +413,6 @@ def train_adapter(
     that decides acceptance, so the reported validation gain is not inflated by the choice of epoch.
     `report` is called after each epoch with progress; `should_stop` is polled every batch (cancellation).
     """
-    from hydra.utils import instantiate
-
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     L.seed_everything(settings.seed, verbose=False)
@@ -412,7 +438,7 @@ def train_adapter(
         tau = calibrate_temperature(torch.from_numpy(train.queries), docs_t, train)
     else:
         tau = float(settings.temperature)
-    adapter: QueryAdapter = instantiate(dict(settings.adapter), dim=docs.shape[1], temperature=tau)
+    adapter = build_adapter(settings.adapter, dim=docs.shape[1], temperature=tau)
     module = DeepMemoryModule(adapter, docs_t, settings, full_softmax=negatives == "all")
     loader = DataLoader(
         list(range(len(train))),

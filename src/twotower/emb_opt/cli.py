@@ -23,9 +23,10 @@ from omegaconf import DictConfig
 from twotower.atomic import atomic_path
 from twotower.emb_opt.log import SearchLog
 from twotower.emb_opt.plots import plot_best_so_far, plot_trajectories
-from twotower.emb_opt.runner import Runner, SearchInterrupted
+from twotower.emb_opt.runner import Runner, SearchInterrupted, check_max_calls
 from twotower.emb_opt.score import as_score
-from twotower.emb_opt.vector_db import sample_queries
+from twotower.emb_opt.vector_db import load_npy, sample_queries
+from twotower.errors import user_errors
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "emb_opt"
 
@@ -46,7 +47,7 @@ def build_runner(cfg: DictConfig) -> Runner:
 
 def starting_queries(cfg: DictConfig, runner: Runner) -> np.ndarray:
     if cfg.start.get("path"):
-        return np.load(cfg.start.path)
+        return np.asarray(load_npy(cfg.start.path, "starting query vectors (start.path)"))
     return sample_queries(runner.vector_db, cfg.start.n, seed=cfg.start.seed)
 
 
@@ -57,6 +58,7 @@ def run_search(cfg: DictConfig, out_dir: str | Path) -> SearchLog:
 
     console = Console()
     out_dir = Path(out_dir)
+    check_max_calls(cfg.max_calls)  # before the index is built or loaded
     runner = build_runner(cfg)
     start = starting_queries(cfg, runner)
     t0 = time.perf_counter()
@@ -104,7 +106,9 @@ def _report(console: Any, log: SearchLog, runner: Runner, seconds: float, out_di
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    run_search(cfg, HydraConfig.get().runtime.output_dir)
+    out_dir = HydraConfig.get().runtime.output_dir
+    with user_errors(trace_dir=out_dir):  # a bad setting or file: one line, exit 1 (HYDRA_FULL_ERROR=1: traceback)
+        run_search(cfg, out_dir)
 
 
 if __name__ == "__main__":

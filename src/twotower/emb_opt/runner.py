@@ -185,6 +185,7 @@ class Runner:
             raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
         if on_error not in ("raise", "stop"):
             raise ValueError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
+        check_max_calls(max_calls)
         if len(self.vector_db) == 0:
             raise ValueError("vector_db is empty (0 vectors): nothing to search")
         log = SearchLog(self.vector_db.dim) if log is None else log
@@ -220,6 +221,15 @@ class Runner:
                 if queries is None:
                     break
         return log
+
+
+def check_max_calls(max_calls: Any) -> None:
+    """`max_calls` is None (no cap) or a whole number >= 1; a negative or zero budget would stop before any
+    score call and return an empty search as if it had run."""
+    if max_calls is None:
+        return
+    if isinstance(max_calls, bool) or not isinstance(max_calls, (int, np.integer)) or max_calls < 1:
+        raise ValueError(f"max_calls must be a whole number >= 1, or null for no cap; got {max_calls!r}")
 
 
 def _progress(enabled: bool, total: int) -> Any:

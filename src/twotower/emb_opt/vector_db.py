@@ -141,7 +141,7 @@ class NumpyVectorDB(_StoredItems):
             import pyarrow.parquet as pq
 
             table = pq.read_table(fields)
-        return cls(np.load(path, mmap_mode="r"), fields=table, **kwargs)
+        return cls(load_npy(path, "vectors"), fields=table, **kwargs)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
         return self.matrix[np.asarray(rows, dtype=np.int64)]
@@ -254,7 +254,14 @@ class FaissVectorDB(_StoredItems):
             if table is None:
                 raise ValueError("id_field needs a fields Parquet file to read ids from")
             ids = table.column(id_field).to_numpy(zero_copy_only=False)
-        return cls(faiss.read_index(str(path)), ids=ids, fields=table, **kwargs)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"faiss index not found: {path}")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:  # faiss reports a foreign or truncated file as a long RuntimeError
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ValueError(f"{path} is not a readable faiss index ({first.strip()})") from None
+        return cls(index, ids=ids, fields=table, **kwargs)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
@@ -274,6 +281,25 @@ class FaissVectorDB(_StoredItems):
         else:
             distances, rows = self.index.search(queries, k, params=self.search_params)
         return self._results(rows, distances)
+
+
+def load_npy(path: str | os.PathLike, what: str = "vectors") -> np.ndarray:
+    """A 2-D numeric array from a NumPy `.npy` file (memory-mapped); anything else is one clear error naming
+    the file: a text or CSV file, a pickle, a `.npz`, a 1-D or non-numeric array."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head != b"\x93NUMPY":
+        kind = "a zip/.npz archive" if head.startswith(b"PK") else f"a file starting with {head!r}"
+        raise ValueError(f"{path} is not a NumPy .npy file ({kind}); save the {what} with numpy.save(path, array)")
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path} is a damaged .npy file ({exc})") from None
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{path} holds a {array.dtype} array of shape {array.shape}; the {what} must be (n, dim) numbers")
+    return array
 
 
 def sample_queries(vector_db: VectorDB, n: int, seed: int = 0) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -14,9 +15,11 @@ from rich.table import Table
 from twotower.atomic import atomic_path
 from twotower.models.checkpoint import load_encoder
 from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
-from twotower.data.msmarco import Split, passage_split, read_collection, read_qrels, read_queries
+from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
 from twotower.paths import data_dir
 from twotower.console import console as make_console
+
+log = logging.getLogger(__name__)
 
 TABLE_METRICS = ("mrr@10", "mrr", "map", "recall@1", "recall@10", "recall@100", "ndcg@10", "precision@1")
 
@@ -25,23 +28,65 @@ def load_eval_split(dir: str | None = None, split: str = "dev", collection: str 
                     queries: str | None = None, qrels: str | None = None) -> Split:
     """The dev split of the passage TSVs, with any of collection/queries/qrels replaced by the files given."""
     root = Path(dir) if dir else data_dir()
-    if not (collection or queries or qrels):
-        return passage_split(split, root / "msmarco-passage")
     base = root / "msmarco-passage"
-    skipped: Counter = Counter()
-    return Split(
-        queries=read_queries(queries or base / f"queries.{split}.tsv", skipped),
-        qrels=read_qrels(qrels or base / f"qrels.{split}.tsv"),
-        collection=read_collection(collection or base / "collection.tsv", skipped),
-        skipped=skipped,
-    )
+    files = {"queries": Path(queries or base / f"queries.{split}.tsv"), "qrels": Path(qrels or base / f"qrels.{split}.tsv"),
+             "collection": Path(collection or base / "collection.tsv")}
+    if not (collection or queries or qrels):
+        loaded = passage_split(split, base)
+    else:
+        skipped: Counter = Counter()
+        loaded = Split(
+            queries=read_queries(files["queries"], skipped),
+            qrels=read_qrels(files["qrels"]),
+            collection=read_collection(files["collection"], skipped),
+            skipped=skipped,
+        )
+    check_judgements(loaded, **files)
+    return loaded
+
+
+def check_judgements(split: Split, queries: Path, qrels: Path, collection: Path) -> None:
+    """Judgements that cannot count would score zero in silence: warn with counts, refuse when none can count.
+
+    A judged passage missing from the collection can never be retrieved (the query's recall is capped below
+    1); a judged query missing from the queries file is not evaluated at all.
+    """
+    relevant = [(q, p) for q, judged in split.qrels.items() for p, rel in judged.items() if rel > 0]
+    if not relevant:
+        raise DataFormatError(f"{qrels}: no row has a positive relevance; nothing can be scored")
+    missing = [(q, p) for q, p in relevant if p not in split.collection]
+    if len(missing) == len(relevant):
+        raise DataFormatError(
+            f"{qrels}: none of its {len(relevant):,} relevant passages is in {collection} (e.g. passage "
+            f"{missing[0][1]!r}); are the qrels and the collection from the same dataset?"
+        )
+    if missing:
+        queries_hit = len({q for q, _ in missing})
+        log.warning("%s: %d of %d relevant passages (in %d queries) are not in %s; they count as not retrieved",
+                    qrels, len(missing), len(relevant), queries_hit, collection)
+    judged = [q for q in split.qrels if q in split.queries]
+    if not judged:
+        raise DataFormatError(f"{qrels}: none of its {len(split.qrels):,} judged queries is in {queries}; "
+                              "are the qrels and the queries from the same split?")
+    if len(judged) < len(split.qrels):
+        log.warning("%s: %d of %d judged queries are not in %s; they are not evaluated",
+                    qrels, len(split.qrels) - len(judged), len(split.qrels), queries)
+
+
+def check_settings(ckpt: str | None, baselines: Sequence[str], max_queries: int | None, k: int) -> None:
+    """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
+    if not ckpt and not baselines:
+        raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
+    if max_queries is not None and (isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1):
+        raise ValueError(f"max_queries must be a whole number >= 1, or null for every judged query; got {max_queries!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (passages retrieved per query) must be a whole number >= 1, got {k!r}")
 
 
 def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] = (), max_queries: int | None = None,
              k: int = 100, device: str = "auto") -> dict[str, EvalResult]:
     """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split."""
-    if not ckpt and not baselines:
-        raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
+    check_settings(ckpt, baselines, max_queries, k)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     results: dict[str, EvalResult] = {}

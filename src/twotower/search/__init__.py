@@ -6,12 +6,13 @@
     searcher = Searcher.load("outputs/index/msmarco")
     searcher.search(["cooking an egg"], k=10)[0].ids
 
-Layout of an index folder: `manifest.json` (model identity, kind, counts, file sizes), `documents-<id>.sqlite`
-(ids, texts, metadata) and `vectors-<id>.faiss`, or a Milvus collection (`milvus.db` for Milvus Lite).
+Layout of an index folder: `manifest.json` (model identity, kind, counts, file sizes and SHA-256),
+`documents-<id>.sqlite` (ids, texts, metadata) and `vectors-<id>.faiss`, or a Milvus collection (`milvus.db`
+for Milvus Lite); writers hold the lock file `<folder>.lock` beside it.
 """
 
 from twotower.search.build import build_index
-from twotower.search.errors import (DuplicateDocumentError, EmptyQueryError, IndexCorruptError, IndexMismatchError,
+from twotower.search.errors import (DiskFullError, DuplicateDocumentError, EmptyQueryError, IndexCorruptError, IndexMismatchError,
                                     IndexNotFoundError, SearchError)
 from twotower.search.kinds import FlatIndex, HNSWIndex, IVFIndex, make_kind
 from twotower.search.manifest import Manifest, read_manifest
@@ -22,5 +23,5 @@ __all__ = [
     "Searcher", "Results", "Hit", "Document", "build_index", "Manifest", "read_manifest",
     "FlatIndex", "IVFIndex", "HNSWIndex", "make_kind",
     "SearchError", "IndexNotFoundError", "IndexCorruptError", "IndexMismatchError", "EmptyQueryError",
-    "DuplicateDocumentError",
+    "DuplicateDocumentError", "DiskFullError",
 ]

@@ -10,8 +10,10 @@ build's files (and Milvus collection) are removed and the previous index keeps s
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -24,10 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from twotower.models.checkpoint import CheckpointError, file_hash, load_checkpoint, model_from_checkpoint
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.search.documents import documents_from_mapping, read_documents
-from twotower.search.errors import DuplicateDocumentError, IndexCorruptError, SearchError
+from twotower.search.errors import DiskFullError, DuplicateDocumentError, IndexCorruptError, SearchError
 from twotower.search.faiss_backend import FaissBackend
 from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, make_kind
-from twotower.search.manifest import MANIFEST, Manifest, documents_file, read_manifest, write_manifest
+from twotower.search.manifest import (MANIFEST, Manifest, documents_file, file_sha256, index_lock,
+                                      read_manifest, redact_uri, write_manifest)
 from twotower.search.store import Document, DocumentStore
 
 log = logging.getLogger(__name__)
@@ -46,16 +49,14 @@ def load_encoder_with_identity(checkpoint: str | Path, device: str | None = None
     """The encoder and the identity the manifest records: resolved path, SHA-256, model config."""
     path = Path(checkpoint).resolve()
     payload = load_checkpoint(path)
-    try:
-        model, tokenizer = model_from_checkpoint(payload)
-    except (TypeError, RuntimeError) as exc:  # a tower config or state dict the current code no longer accepts
-        raise CheckpointError(f"{path}: cannot rebuild its model with this version of twotower ({exc})") from None
+    model = model_from_checkpoint(payload, path)
     cfg = payload["model_config"]
     device = device or default_device()
-    encoder = TwoTowerEncoder(model.to(device), tokenizer, cfg["query_max_length"], cfg["doc_max_length"], device)
-    # The tokenizer state carries a per-word IDF list: too long for a manifest and implied by the hash anyway.
-    summary = {k: v for k, v in cfg.items() if k != "tokenizer"}
-    summary["tokenizer"] = {"kind": cfg["tokenizer"].get("kind")}
+    encoder = TwoTowerEncoder(model.to(device), device)
+    # The tokenizer state (per-word IDF, tokenizer files) and a transformer's tower fields are long and implied
+    # by the hash anyway: the manifest keeps their kind only.
+    summary = {k: v for k, v in cfg.items() if k not in ("tokenizer", "tower_fields")}
+    summary["tokenizer"] = {"kind": (cfg.get("tokenizer") or {}).get("kind", "transformer")}
     return encoder, {"path": str(path), "sha256": file_hash(path), "model_config": summary}
 
 
@@ -75,7 +76,7 @@ def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size
             out: np.ndarray | None = None
             for b in range(0, len(chunk), batch_size):
                 idx = order[b : b + batch_size]
-                vecs = encoder.encode_documents([chunk[i] for i in idx], batch_size=batch_size)
+                vecs = encoder.encode_documents([chunk[i] for i in idx])  # in the tower's own batches
                 if out is None:
                     out = np.empty((len(chunk), vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs
@@ -111,8 +112,9 @@ def _prepare_folder(folder: Path) -> Manifest | None:
         return None
 
 
-def _collect_garbage(folder: Path, manifest: Manifest, previous: Manifest | None) -> None:
-    """After a commit: delete files no manifest refers to, and the Milvus collection the old manifest named."""
+def _collect_garbage(folder: Path, manifest: Manifest, previous: Manifest | None, milvus_uri: str | None = None) -> None:
+    """After a commit: delete files no manifest refers to, and the Milvus collection the old manifest named
+    (reached with `milvus_uri`, credentials and all, when it is the same server)."""
     keep = set(manifest.files)
     for pattern in ("documents-*.sqlite", "vectors-*.faiss"):
         for path in folder.glob(pattern):
@@ -122,7 +124,8 @@ def _collect_garbage(folder: Path, manifest: Manifest, previous: Manifest | None
         from twotower.search.milvus_backend import drop_collection, resolve_uri
 
         try:
-            drop_collection(resolve_uri(previous.milvus["uri"], folder), previous.milvus["collection"])
+            uri = milvus_uri if milvus_uri and redact_uri(milvus_uri)[0] == previous.milvus["uri"] else previous.milvus["uri"]
+            drop_collection(resolve_uri(uri, folder), previous.milvus["collection"])
         except Exception as exc:  # the new index is committed; a stale collection is only wasted space
             log.warning("could not drop the previous Milvus collection %s: %s", previous.milvus["collection"], exc)
 
@@ -144,18 +147,29 @@ def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, st
 
     `collection` is a file (`.tsv`, `.parquet`, `.jsonl`), a {id: text} mapping or a list of `Document`.
     `kind` is "flat" | "ivf" | "hnsw" or a configured kind (`IVFIndex(nprobe=64)`). `backend="milvus"` keeps the
-    vectors in Milvus: `milvus_uri` is a server URI, or by default Milvus Lite in `out/milvus.db`.
+    vectors in Milvus: `milvus_uri` is a server URI, or by default Milvus Lite in `out/milvus.db`; credentials
+    in it (`user:password@`, `?token=`) are used but not written to the manifest.
+    Two builds into one folder run one after the other (`<out>.lock`); the later one's index is kept.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     spec = make_kind(kind) if isinstance(kind, str) else kind
     folder = Path(out)
-    previous = _prepare_folder(folder)
-    created = not folder.exists()
+    _prepare_folder(folder)  # a foreign folder fails now, before the model loads
     encoder, identity = load_encoder_with_identity(checkpoint, device)
     documents, source = _as_documents(collection)
     if not documents:
         raise SearchError(f"no documents to index in {collection if source else 'the collection given'}")
+    with index_lock(folder):
+        return _build_locked(folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress)
+
+
+def _build_locked(folder: Path, encoder: TwoTowerEncoder, identity: dict, documents: list[Document], source: list[str],
+                  spec: IndexKind, backend: str, milvus_uri: str | None, batch_size: int, progress: bool) -> Manifest:
+    previous = _prepare_folder(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     build_id = uuid.uuid4().hex[:12]
     vectors = None
@@ -181,13 +195,13 @@ def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, st
         seconds = time.perf_counter() - started
         manifest = Manifest(
             backend=backend, index=kind_to_dict(spec), dim=int(chunk.shape[1]), count=len(documents),
-            checkpoint=identity, build_id=build_id, files=files, source=source,
-            milvus={"uri": milvus_uri or "milvus.db", "collection": vectors.collection} if backend == "milvus" else {},
+            checkpoint=identity, build_id=build_id, files=files, sha256=_checksums(folder, files), source=source,
+            milvus=_milvus_record(milvus_uri, vectors.collection) if backend == "milvus" else {},
             build={"seconds": round(seconds, 3), "encode_seconds": round(encode_s, 3),
                    "passages_per_second": round(len(documents) / seconds, 1), "device": str(encoder.device)},
         )
         write_manifest(folder, manifest)
-    except BaseException:
+    except BaseException as exc:
         if store is not None:
             store.close()
         _discard(folder, build_id, vectors)
@@ -195,10 +209,41 @@ def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, st
             vectors.close()
         if created:
             shutil.rmtree(folder, ignore_errors=True)
+        if _disk_full(exc):
+            kept = "the previous index is unchanged and still serving" if previous else "no index was written"
+            raise DiskFullError(f"disk full while building the index {folder}{_filename(exc)}: nothing was committed, "
+                                f"{kept}; free some space and build again") from exc
         raise
     vectors.close()
-    _collect_garbage(folder, manifest, previous)
+    _collect_garbage(folder, manifest, previous, milvus_uri)
     return manifest
+
+
+def _checksums(folder: Path, files: Mapping[str, int]) -> dict[str, str]:
+    return {name: file_sha256(folder / name) for name in files}
+
+
+def _milvus_record(milvus_uri: str | None, collection: str) -> dict:
+    """What the manifest keeps of a Milvus location: the URI without credentials, and whether it had some."""
+    uri, secret = redact_uri(milvus_uri or "milvus.db")
+    return {"uri": uri, "collection": collection, **({"credentials": True} if secret else {})}
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC (or a quota) anywhere in the exception chain; SQLite reports it in its own words."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _filename(exc: BaseException) -> str:
+    name = getattr(exc, "filename", None)
+    return f" (writing {name})" if name else ""
 
 
 def _new_backend(backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None):
@@ -216,8 +261,14 @@ def add_documents(folder: str | Path, encoder: TwoTowerEncoder, manifest: Manife
 
     The document store is copied under a new build id and extended; faiss vectors are written to a new file;
     Milvus rows are inserted above the committed count and deleted again if the commit does not happen.
+    Call it holding `index_lock(folder)` (`Searcher.add` does), with the manifest now on disk: an add based on
+    an older manifest would drop what was committed since, so it is refused.
     """
     folder = Path(folder)
+    current = read_manifest(folder)
+    if current.build_id != manifest.build_id:
+        raise SearchError(f"{folder} changed since it was loaded (build {manifest.build_id} -> {current.build_id}); "
+                          "load it again and repeat the add")
     old_store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
     try:
         clash = old_store.existing_ids(d.id for d in documents)
@@ -244,12 +295,15 @@ def add_documents(folder: str | Path, encoder: TwoTowerEncoder, manifest: Manife
         files = {new_store_path.name: new_store_path.stat().st_size, **backend.save(folder, build_id)}
         spec = kind_from_dict(manifest.index)
         new = Manifest(**{**manifest.__dict__, "index": kind_to_dict(spec), "count": committed + len(documents),
-                          "build_id": build_id, "files": files})
+                          "build_id": build_id, "files": files, "sha256": _checksums(folder, files)})
         write_manifest(folder, new)
-    except BaseException:
+    except BaseException as exc:
         _discard(folder, build_id, None)
         if hasattr(backend, "rollback"):
             backend.rollback(committed)
+        if _disk_full(exc):
+            raise DiskFullError(f"disk full while adding documents to the index {folder}{_filename(exc)}: nothing was "
+                                "committed, the index is unchanged and still serving; free some space and add again") from exc
         raise
     _collect_garbage(folder, new, None)
     return new, len(documents)

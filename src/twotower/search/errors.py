@@ -29,3 +29,7 @@ class EmptyQueryError(SearchError, ValueError):
 
 class DuplicateDocumentError(SearchError, ValueError):
     """A document id that is already in the index, or twice in the documents being added."""
+
+
+class DiskFullError(SearchError, OSError):
+    """The disk filled up while an index was written; nothing was committed and the previous index still serves."""

@@ -101,7 +101,17 @@ class FaissBackend:
 
     def save(self, folder: Path, build_id: str) -> dict[str, int]:
         path = Path(folder) / vectors_file(build_id)
-        faiss.write_index(self.index, str(path))
+        # Written through Python's file object, so a full disk is an OSError naming the file (faiss's own
+        # writer reports every failure as a RuntimeError with no errno).
+        try:
+            with open(path, "wb") as fh:
+                writer = faiss.PyCallbackIOWriter(fh.write)
+                faiss.write_index(self.index, writer)
+                del writer
+        except OSError as exc:
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+            raise
         return {path.name: path.stat().st_size}
 
     def drop(self) -> None:

@@ -1,8 +1,9 @@
 """Index kinds: exact (`flat`), inverted lists (`ivf`), graph (`hnsw`), each with its tuning knobs.
 
 A kind is a small dataclass that knows how to make itself in faiss and in Milvus, so both backends read the
-same settings. `conf/index/<kind>.yaml` holds the same defaults with a Hydra `_target_`; the CLI's
-`--kind` picks one and `--param key=value` overrides a field.
+same settings. `conf/index/<kind>.yaml` holds the same defaults with a Hydra-style `_target_` (read by
+`kind_from_config`, which accepts only the kinds here); the CLI's `--kind` picks one and `--param key=value`
+overrides a field.
 
 All kinds score by inner product: the towers emit unit vectors, so that is cosine similarity.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -126,6 +128,26 @@ def make_kind(kind: str, **params: Any) -> IndexKind:
     if unknown:
         raise ValueError(f"index kind {kind!r} has no setting {', '.join(unknown)}; its settings: {', '.join(fields) or 'none'}")
     return cls(**params)
+
+
+def kind_from_config(path: str | Path, **overrides: Any) -> IndexKind:
+    """The kind an index config file describes (`conf/index/*.yaml`), with `overrides` applied.
+
+    Its `_target_` must name one of the kinds above: the file is read as data, never imported as code, so an
+    index config (or a manifest) from elsewhere cannot make this process run anything else.
+    """
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an index config is a mapping with a _target_ naming the kind")
+    target = data.pop("_target_", None)
+    allowed = {f"{cls.__module__}.{cls.__name__}": name for name, cls in KINDS.items()}
+    if target is None and "kind" in data:
+        return make_kind(data.pop("kind"), **{**data, **overrides})
+    if target not in allowed:
+        raise ValueError(f"{path}: _target_ {target!r} is not an index kind; it must be one of {', '.join(sorted(allowed))}")
+    return make_kind(allowed[target], **{**data, **overrides})
 
 
 def with_settings(spec: IndexKind, **settings: Any) -> IndexKind:

@@ -4,22 +4,36 @@ The manifest is the commit point: a build (or an add) writes its files under a f
 `manifest.json` in one rename, then deletes the files of the build it replaced. A reader sees the old index or
 the new one, never a mix, and a build that fails before the rename leaves the old index serving. It ties the
 vectors to the checkpoint (SHA-256 of the file, its model config, the vector dimension), records the kind and
-backend, the number of documents and the byte size of every file, so a truncated copy is caught on load.
+backend, the number of documents, and the byte size and SHA-256 of every file, so a truncated, damaged or
+swapped copy is caught on load (`verify=False` / `--no-verify` skips the hashing, not the size check).
+
+Writers (a build, an add) hold `<folder>.lock`, a file lock beside the folder, for their whole run: two
+builds into one folder, or two processes adding documents, run one after the other and lose nothing.
+Milvus credentials (`user:password@` in the URI, `?token=`) are never written here; a reader passes the URI
+again (`milvus_uri=`, `--milvus-uri`) or sets `$MILVUS_TOKEN`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from twotower.atomic import atomic_path
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
 
+log = logging.getLogger(__name__)
+
 FORMAT = "twotower-index/1"
 MANIFEST = "manifest.json"
+# Query parameters of a URI that carry secrets: never written to a manifest.
+SECRET_PARAMS = ("token", "password", "passwd", "secret", "api_key", "apikey", "key", "auth", "credential")
 
 
 @dataclass
@@ -31,7 +45,8 @@ class Manifest:
     checkpoint: dict[str, Any]  # {"path", "sha256", "model_config"}
     build_id: str = ""  # names this build's files (documents-<id>.sqlite, vectors-<id>.faiss) and Milvus collection
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes, checked on load
-    milvus: dict[str, Any] = field(default_factory=dict)  # {"uri", "collection"} for the milvus backend
+    sha256: dict[str, str] = field(default_factory=dict)  # name -> hex digest, checked on load unless verify=False
+    milvus: dict[str, Any] = field(default_factory=dict)  # {"uri" (no secrets), "collection", "credentials"}
     source: list[str] = field(default_factory=list)  # collections the documents came from
     build: dict[str, Any] = field(default_factory=dict)  # seconds, passages_per_second, device
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -79,8 +94,9 @@ def documents_file(build_id: str) -> str:
     return f"documents-{build_id}.sqlite"
 
 
-def check_files(folder: str | Path, manifest: Manifest) -> None:
-    """Every file the manifest lists must be there at the recorded size: a partial copy fails here, early."""
+def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> None:
+    """Every file the manifest lists must be there at the recorded size (a partial copy fails here, early) and,
+    with `verify`, have the recorded SHA-256 (a damaged or swapped file of the same size fails too)."""
     folder = Path(folder)
     for name, size in manifest.files.items():
         path = folder / name
@@ -91,3 +107,65 @@ def check_files(folder: str | Path, manifest: Manifest) -> None:
             raise IndexCorruptError(
                 f"index {folder}: {name} is {actual:,} bytes but was {size:,} when built (truncated or replaced); rebuild the index"
             )
+    if not verify:
+        return
+    unrecorded = [name for name in manifest.files if name not in manifest.sha256]
+    if unrecorded:
+        log.warning("index %s records no checksum for %s (built by an older twotower); only sizes were checked",
+                    folder, ", ".join(unrecorded))
+    for name, expected in manifest.sha256.items():
+        path = folder / name
+        if not path.exists():
+            raise IndexCorruptError(f"index {folder} is incomplete: {name} is missing (the manifest lists it)")
+        if file_sha256(path) != expected:
+            raise IndexCorruptError(
+                f"index {folder}: {path} is damaged: its SHA-256 differs from the one recorded when it was built "
+                "(the file was changed or corrupted); rebuild the index"
+            )
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lock_path(folder: str | Path) -> Path:
+    """`<folder>.lock`, beside the index folder (not inside: a failed first build removes the folder)."""
+    folder = Path(folder).resolve()
+    return folder.with_name(folder.name + ".lock")
+
+
+@contextmanager
+def index_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the index folder's inter-process write lock; says so when it has to wait for another writer."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process writing the index %s to finish (lock %s)", folder, path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def redact_uri(uri: str) -> tuple[str, bool]:
+    """`(uri without user:password@ and secret query parameters, whether anything was removed)`."""
+    if "://" not in uri:
+        return uri, False
+    parts = urlsplit(uri)
+    netloc, removed = parts.netloc, False
+    if "@" in netloc:
+        netloc, removed = netloc.rsplit("@", 1)[1], True
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if not any(s in k.lower() for s in SECRET_PARAMS)]
+    removed = removed or len(kept) != len(query)
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment)), removed

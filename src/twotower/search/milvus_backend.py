@@ -2,7 +2,8 @@
 
 The collection holds `row` (INT64 primary key) and `vector` (FLOAT_VECTOR, inner product); texts stay in the
 index folder's SQLite store, so the same code serves Lite, a standalone server and a cluster. A server's
-token comes from `$MILVUS_TOKEN` and is never written to the manifest.
+token comes from `$MILVUS_TOKEN` or the URI (`https://user:password@host:19530`, `?token=...`); neither is
+ever written to the manifest nor shown in messages (`redact_uri`).
 
 Every build writes a fresh collection (`twotower_<build id>`); the manifest names the one in use, so a failed
 rebuild leaves the previous collection serving. Rows at or beyond the manifest's count (an interrupted add)
@@ -19,6 +20,7 @@ import numpy as np
 
 from twotower.search.errors import IndexCorruptError, SearchError
 from twotower.search.kinds import IndexKind
+from twotower.search.manifest import redact_uri
 
 LITE_FILE = "milvus.db"
 INSERT_BATCH = 5000
@@ -41,7 +43,8 @@ def _client(uri: str):
         return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
     except Exception as exc:  # pymilvus wraps lock, network and auth failures in several types
         hint = " (Milvus Lite allows one process at a time on a .db: close the other search first)" if "://" not in uri else ""
-        raise SearchError(f"cannot open Milvus at {uri}: {exc}{hint}") from None
+        safe = redact_uri(uri)[0]
+        raise SearchError(f"cannot open Milvus at {safe}: {str(exc).replace(uri, safe)}{hint}") from None
 
 
 class MilvusBackend:
@@ -73,7 +76,7 @@ class MilvusBackend:
     def connect(cls, uri: str, collection: str, spec: IndexKind, count: int) -> "MilvusBackend":
         client = _client(uri)
         if not client.has_collection(collection):
-            raise IndexCorruptError(f"Milvus at {uri} has no collection {collection!r} (the manifest names it); rebuild the index")
+            raise IndexCorruptError(f"Milvus at {redact_uri(uri)[0]} has no collection {collection!r} (the manifest names it); rebuild the index")
         client.load_collection(collection)
         backend = cls(client, uri, collection, spec, count)
         backend._filter = backend.stored_rows() > count
@@ -84,7 +87,7 @@ class MilvusBackend:
 
     @property
     def device(self) -> str:
-        return f"Milvus {'Lite' if '://' not in self.uri else self.uri}"
+        return f"Milvus {'Lite' if '://' not in self.uri else redact_uri(self.uri)[0]}"
 
     @property
     def needs_training(self) -> bool:

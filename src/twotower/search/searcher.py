@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, overload
@@ -17,11 +19,15 @@ import numpy as np
 
 from twotower.search.build import add_documents, default_device, load_encoder_with_identity
 from twotower.search.documents import documents_from_mapping, read_documents
-from twotower.search.errors import EmptyQueryError, IndexCorruptError, IndexMismatchError
+from twotower.search.errors import EmptyQueryError, IndexCorruptError, IndexMismatchError, SearchError
 from twotower.search.faiss_backend import FaissBackend
 from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, with_settings
-from twotower.search.manifest import Manifest, check_files, documents_file, read_manifest
+from twotower.search.manifest import Manifest, check_files, documents_file, index_lock, read_manifest, redact_uri
 from twotower.search.store import Document, DocumentStore
+
+
+class UnknownQueryWarning(UserWarning):
+    """A query whose every token is unknown to the model: it is searched, but its hits are arbitrary."""
 
 
 @dataclass
@@ -76,15 +82,31 @@ class Results:
         return self.hits[i]
 
 
-def _open_backend(folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None):
+def _open_backend(folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None, milvus_uri: str | None = None):
     if manifest.backend == "faiss":
         return FaissBackend.load(folder, manifest.build_id, spec, use_gpu)
     if manifest.backend == "milvus":
         from twotower.search.milvus_backend import MilvusBackend, resolve_uri
 
-        return MilvusBackend.connect(resolve_uri(manifest.milvus["uri"], folder), manifest.milvus["collection"], spec,
-                                     manifest.count)
+        return MilvusBackend.connect(resolve_uri(_milvus_uri(folder, manifest, milvus_uri), folder),
+                                     manifest.milvus["collection"], spec, manifest.count)
     raise IndexCorruptError(f"{folder}/manifest.json: unknown backend {manifest.backend!r}")
+
+
+def _milvus_uri(folder: Path, manifest: Manifest, given: str | None) -> str:
+    """The URI to reach the index's Milvus: the one given (with its credentials), else the manifest's, which
+    holds none: a server that needs them gets them from `milvus_uri=` / `--milvus-uri` or `$MILVUS_TOKEN`."""
+    recorded = manifest.milvus["uri"]
+    if given:
+        if redact_uri(given)[0] != recorded:
+            raise IndexMismatchError(f"{folder} keeps its vectors in Milvus at {recorded}, not at {redact_uri(given)[0]}")
+        return given
+    if manifest.milvus.get("credentials") and not os.environ.get("MILVUS_TOKEN"):
+        raise SearchError(
+            f"{folder} keeps its vectors in Milvus at {recorded}, which was given with credentials; they are not "
+            "stored in manifest.json: pass the URI with them again (--milvus-uri / milvus_uri=) or set $MILVUS_TOKEN"
+        )
+    return recorded
 
 
 class Searcher:
@@ -99,20 +121,30 @@ class Searcher:
 
     @classmethod
     def load(cls, path: str | Path, checkpoint: str | Path | None = None, device: str | None = None,
-             use_gpu: bool | None = None, **search_settings: Any) -> "Searcher":
+             use_gpu: bool | None = None, verify: bool = True, milvus_uri: str | None = None,
+             **search_settings: Any) -> "Searcher":
         """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
-        SHA-256 must match the one that built the index. `search_settings` override the kind's search knobs
+        SHA-256 must match the one that built the index. Every file's SHA-256 is checked against the manifest
+        (`verify=False` skips that for huge indexes; sizes are still checked). `milvus_uri` reaches a Milvus
+        server whose credentials the manifest does not keep. `search_settings` override the kind's search knobs
         (`nprobe=64`, `ef_search=256`, `k_factor=16`)."""
         folder = Path(path)
-        manifest = read_manifest(folder)
-        check_files(folder, manifest)
+        for attempt in range(3):
+            manifest = read_manifest(folder)
+            try:
+                check_files(folder, manifest, verify)
+                break
+            except IndexCorruptError:
+                # A writer may have committed a new build and removed the old files since the manifest was read.
+                if attempt == 2 or read_manifest(folder).build_id == manifest.build_id:
+                    raise
         encoder = cls._matching_encoder(folder, manifest, checkpoint, device or default_device())
         store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
         if len(store) != manifest.count:
             store.close()
             raise IndexCorruptError(f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index")
         spec = with_settings(kind_from_dict(manifest.index), **search_settings)
-        backend = _open_backend(folder, manifest, spec, use_gpu)
+        backend = _open_backend(folder, manifest, spec, use_gpu, milvus_uri)
         if manifest.backend == "faiss" and len(backend) != manifest.count:
             raise IndexCorruptError(f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}")
         return cls(folder, manifest, encoder, store, backend)
@@ -153,6 +185,8 @@ class Searcher:
                 raise EmptyQueryError(f"the query is empty{where}: give some words to search for")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        counts = [self.encoder.token_counts(text) for text in texts]  # (tokens, unknown tokens) per query
+        self._warn_unknown(texts, counts)
         t0 = time.perf_counter()
         vectors = self.encoder.encode_queries(texts)
         t1 = time.perf_counter()
@@ -164,7 +198,7 @@ class Searcher:
         n = len(texts)
         out = []
         limit = self.encoder.query_max_length
-        for text, srow, rrow in zip(texts, scores, rows):
+        for text, (tokens, _), srow, rrow in zip(texts, counts, scores, rows):
             hits = []
             for score, row in zip(srow, rrow):
                 doc = documents.get(int(row)) if row >= 0 else None
@@ -172,8 +206,19 @@ class Searcher:
                     hits.append(Hit(len(hits) + 1, doc.id, float(score), doc.text, doc.metadata))
             # Per-query share of each batched stage.
             out.append(Results(text, hits, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n,
-                               len(self.encoder.tokenizer.tokenize(text)), limit))
+                               tokens, limit))
         return out[0] if single else out
+
+    @staticmethod
+    def _warn_unknown(texts: list[str], counts: list[tuple[int, int]]) -> None:
+        """A query none of whose tokens the model knows is encoded from [UNK] alone: its hits are arbitrary."""
+        lost = [(text, tokens) for text, (tokens, unknown) in zip(texts, counts) if unknown == tokens]
+        if lost:
+            text, tokens = lost[0]
+            what = f"{tokens} of {tokens} tokens are unknown to the model's vocabulary" if tokens else "no token the model reads"
+            more = f" ({len(lost)} of {len(texts)} queries are like this)" if len(texts) > 1 else ""
+            warnings.warn(f"query {text[:60]!r}: {what}, so its results are arbitrary{more}", UnknownQueryWarning,
+                          stacklevel=3)
 
     def similarity(self, a: str | Sequence[str], b: str | Sequence[str]) -> float | np.ndarray:
         """Cosine similarity of `a` through the query tower and `b` through the document tower: a float for two
@@ -204,13 +249,22 @@ class Searcher:
             documents = read_documents(documents)
         elif isinstance(documents, Mapping):
             documents = documents_from_mapping(documents)
-        try:
-            manifest, added = add_documents(self.folder, self.encoder, self.manifest, self.backend, list(documents),
-                                            skip_existing, batch_size, progress)
-        except BaseException:
-            self._reopen(self.manifest)  # the in-memory vectors may hold the failed rows
-            raise
-        self._reopen(manifest)
+        with index_lock(self.folder):  # one writer at a time; each starts from the latest commit
+            current = read_manifest(self.folder)
+            if current.build_id != self.manifest.build_id:
+                if (current.checkpoint.get("sha256") != self.manifest.checkpoint.get("sha256")
+                        or current.backend != self.manifest.backend or current.milvus != self.manifest.milvus):
+                    raise SearchError(f"{self.folder} was rebuilt since it was loaded (build {current.build_id}); "
+                                      "load it again with Searcher.load before adding")
+                check_files(self.folder, current, verify=False)
+                self._reopen(current)  # another process added documents since: start from its commit
+            try:
+                manifest, added = add_documents(self.folder, self.encoder, self.manifest, self.backend, list(documents),
+                                                skip_existing, batch_size, progress)
+            except BaseException:
+                self._reopen(self.manifest)  # the in-memory vectors may hold the failed rows
+                raise
+            self._reopen(manifest)
         return added
 
     def _reopen(self, manifest: Manifest) -> None:
@@ -261,4 +315,4 @@ def _as_list(texts: str | Sequence[str]) -> list[str]:
 def _describe_model(model_config: dict[str, Any]) -> str:
     tower = model_config.get("tower", {})
     name = str(tower.get("_target_", "?")).rsplit(".", 1)[-1]
-    return f"{name}, {model_config.get('tokenizer', {}).get('kind', '?')} tokens"
+    return f"{name}, {(model_config.get('tokenizer') or {}).get('kind', '?')} tokens"

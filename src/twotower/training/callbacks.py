@@ -31,6 +31,7 @@ class RetrievalEvaluation(L.Callback):
         self.k = k
         self.every_n_epochs = every_n_epochs
         self.history: list[dict[str, Any]] = []
+        self.last_result = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
@@ -51,6 +52,7 @@ class RetrievalEvaluation(L.Callback):
             "metrics": result.metrics,
         }
         self.history.append(entry)
+        self.last_result = result  # for callbacks that show what was retrieved (SampleRetrievals)
         # Every rank computes the same numbers, so sync_dist is not needed; rank 0 writes them.
         pl_module.log_dict({f"eval/{k}": v for k, v in result.metrics.items()}, on_epoch=True, sync_dist=False)
         pl_module.log("eval/seconds", seconds, on_epoch=True)

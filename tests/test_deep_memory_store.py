@@ -74,3 +74,15 @@ def test_bad_adds_and_searches_raise_clearly(db, tmp_path):
         VectorStore(tmp_path / "odd", embedding_function=lambda texts: np.zeros(3)).add(["a", "b"])
     with pytest.raises(ValueError, match="holds no documents"):
         VectorStore(tmp_path / "empty", embedding_function=HashingEmbedding()).search(embedding_data=["x"])
+
+
+def test_a_twotower_checkpoint_is_an_embedding_function(tmp_path):
+    from pathlib import Path
+
+    from twotower.deep_memory import VectorStore
+    from twotower.deep_memory.embeddings import TwoTowerEmbedding
+
+    ckpt = Path(__file__).parent / "data" / "twotower1_mean.pt"
+    db = VectorStore(tmp_path / "store", embedding_function=TwoTowerEmbedding(ckpt))
+    db.add(["boil water then add the egg", "a bank loan", "the egg"], ids=["a", "b", "c"])
+    assert db.search(embedding_data="bank loan", k=1)["id"] == ["b"]

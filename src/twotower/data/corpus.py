@@ -229,13 +229,15 @@ class Corpus:
 
     def find(self, pids: Sequence[str]) -> np.ndarray:
         """Row of each pid (int64), -1 where the pid is not in the corpus: `rows` without the KeyError."""
+        if not len(self._keys):
+            return np.full(len(pids), -1, dtype=np.int64)
         width = self._keys.dtype.itemsize
         encoded = [p.encode() for p in pids]
         # A longer id cannot be stored; numpy would truncate it to `width` bytes and could match another id.
         fits = np.array([len(e) <= width and not e.endswith(b"\0") for e in encoded], dtype=bool)
         probe = np.array([e if ok else b"" for e, ok in zip(encoded, fits)], dtype=self._keys.dtype)
         at = np.minimum(np.searchsorted(self._keys, probe), len(self._keys) - 1)
-        hit = fits & (self._keys[at] == probe) if len(self._keys) else np.zeros(len(pids), bool)
+        hit = fits & (self._keys[at] == probe)
         return np.where(hit, self._rows[at], -1).astype(np.int64)
 
 
@@ -246,10 +248,17 @@ class DictCorpus:
         self._texts = list(mapping.values())
         self._pids = list(mapping.keys())
         self._row = {p: i for i, p in enumerate(self._pids)}
-        digest = hashlib.sha1()
-        for pid, text in zip(self._pids, self._texts):  # order counts: row numbers are part of the corpus
-            digest.update(f"{pid}\t{text}\n".encode())
-        self.fingerprint = f"dict:{len(self._pids)}:{digest.hexdigest()[:16]}"
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of every (pid, text) in order (row numbers are part of the corpus), computed when first asked."""
+        if self._fingerprint is None:
+            digest = hashlib.sha1()
+            for pid, text in zip(self._pids, self._texts):
+                digest.update(f"{pid}\t{text}\n".encode())
+            self._fingerprint = f"dict:{len(self._pids)}:{digest.hexdigest()[:16]}"
+        return self._fingerprint
 
     def __len__(self) -> int:
         return len(self._pids)

@@ -28,7 +28,7 @@ from twotower.data.corpus import as_corpus
 from twotower.fingerprint import files_fingerprint
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.paths import data_dir, require
-from twotower.data.prepare import PrepareConfig, prepare_triplets, triplet_files
+from twotower.data.prepare import PrepareConfig, prepare_triplets, training_qids, triplet_files
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +81,23 @@ class TripletStream(IterableDataset):
         yield from buffer
 
 
-def collate_triplets(rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus) -> dict[str, Any]:
+def collate_triplets(rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus,
+                     teacher_vectors=None) -> dict[str, Any]:
     """Fetch the texts of a batch of id rows and tokenise them through the model's own towers: {query: features
     of the B queries, documents: features of the B positives then each row's k negatives, teacher: (B, 1 + k)
-    scores when the rows carry them}."""
+    scores when the rows carry them, teacher_vectors: the teacher's vectors of those texts when asked}."""
     k = len(rows[0]["neg_pids"])
     if any(len(r["neg_pids"]) != k for r in rows):
         raise ValueError("every triplet in a batch needs the same number of negatives")
-    docs = corpus.texts([r["pid"] for r in rows] + [n for r in rows for n in r["neg_pids"]])
-    batch = {"query": model.tokenize_queries([queries[r["qid"]] for r in rows]), "documents": model.tokenize_documents(docs)}
+    qids = [r["qid"] for r in rows]
+    pids = [r["pid"] for r in rows] + [n for r in rows for n in r["neg_pids"]]
+    batch = {"query": model.tokenize_queries([queries[q] for q in qids]),
+             "documents": model.tokenize_documents(corpus.texts(pids))}
     if rows[0].get("teacher") is not None:
         batch["teacher"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
+    if teacher_vectors is not None:
+        batch["teacher_vectors"] = {"query": torch.from_numpy(teacher_vectors.query_vectors(qids)),
+                                    "documents": torch.from_numpy(teacher_vectors.passage_vectors(pids))}
     return batch
 
 
@@ -124,7 +130,7 @@ class MSMarcoDataModule(L.LightningDataModule):
                  teacher: str | None = None, teacher_margin: float | None = None, batch_size: int = 128,
                  num_workers: int = 0, shuffle_buffer: int = 10_000, query_max_length: int = 32,
                  doc_max_length: int = 128, seed: int = 0, triplets_dir: str | None = None,
-                 eval_source: str = "passage", refresh_every: int = 0) -> None:
+                 eval_source: str = "passage", refresh_every: int = 0, teacher_vectors: bool = False) -> None:
         super().__init__()
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
@@ -137,6 +143,8 @@ class MSMarcoDataModule(L.LightningDataModule):
                                      teacher_margin=teacher_margin, seed=seed)
         self.batch_size = batch_size
         self.refresh_every = refresh_every  # re-mine dense negatives with the model every N epochs (ANCE)
+        self.teacher_vectors = teacher_vectors  # collate the teacher's vectors (loss embedding_mse)
+        self._teacher = None
         self.num_workers = num_workers
         self.shuffle_buffer = shuffle_buffer
         self.query_max_length = query_max_length
@@ -203,6 +211,19 @@ class MSMarcoDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_epoch = state_dict.get("stream_epoch")
 
+    def _teacher_vectors(self):
+        """The teacher's cached vectors, when a loss regresses onto them (`data.teacher_vectors=true`)."""
+        if not self.teacher_vectors:
+            return None
+        if self.prepare.teacher is None:
+            raise ValueError("data.teacher_vectors=true needs data.teacher")
+        if self._teacher is None:
+            from twotower.data.scoring import TeacherScores
+
+            self._teacher = TeacherScores.load(self.prepare.teacher, self.train_split_data,
+                                               training_qids(self.train_split_data))
+        return self._teacher
+
     def _model(self):
         if self.model is None:
             trainer = getattr(self, "trainer", None)
@@ -226,7 +247,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         return _EpochLoader(
             stream, batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=partial(collate_triplets, model=self._model(), queries=self.train_split_data.queries,
-                               corpus=as_corpus(self.train_split_data.collection)),
+                               corpus=as_corpus(self.train_split_data.collection),
+                               teacher_vectors=self._teacher_vectors()),
             epoch=self._stream_epoch,
             persistent_workers=False,
         )

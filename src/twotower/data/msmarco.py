@@ -1,7 +1,7 @@
 """Readers for the two real MS MARCO layouts.
 
 * passage ranking TSVs: `collection.tsv` (pid, passage), `queries.*.tsv` (qid, query), TREC qrels
-  (`qid 0 pid rel`), `triples.*.tsv` (query, positive, negative) and runs (`qid pid rank` or TREC 6-column);
+  (`qid 0 pid rel`) and runs (`qid pid rank` or TREC 6-column);
 * the Hugging Face `ms_marco` v1.1/v2.1 parquet (`query_id`, `query`, `passages.{is_selected, passage_text}`).
 
 Ids are kept as strings, as TREC tools (pytrec_eval, ranx) expect. Blank texts are skipped and counted, so a
@@ -176,14 +176,6 @@ def read_run(path: str | Path) -> Run:
                 raise DataFormatError(f"{path}, line {lineno}: a run row has 3 or 6 fields, got {len(parts)}")
             run.setdefault(qid, {})[pid] = score
     return run
-
-
-def read_triples(path: str | Path) -> pa.Table:
-    """`query \\t positive \\t negative` -> table(query, positive, negative); rows with a blank field dropped."""
-    table = _read_tsv(path, ["query", "positive", "negative"], "triples")
-    for col in ("query", "positive", "negative"):
-        table = _drop_blank(table, col, path, None)
-    return table
 
 
 @dataclass

@@ -94,18 +94,18 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
 
     rng = np.random.default_rng(config.seed)
     pids = np.array(list(split.collection))
-    qids = [q for q in split.queries if split.qrels.get(q) and any(p in split.collection for p in split.qrels[q])]
+    qids = training_qids(split)
     missing = len(split.queries) - len(qids)
     if missing:
         log.warning("%d training queries have no relevant passage in the collection; skipped", missing)
     if not qids:
         raise ValueError("no training triplet could be made: no query has a relevant passage in the collection")
-    if config.subsample < 1:
-        qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
-
     from twotower.data.scoring import TeacherScores
 
+    # Teacher vectors of every training query, whatever the subsample: one cache serves all runs.
     scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
+    if config.subsample < 1:
+        qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
     pools = _negative_pools(split, qids, config, miner or scores)
     writer = ShardWriter(out, config)
     for qid in track(qids, description=f"triplets ({config.negatives} negatives)"):
@@ -119,6 +119,11 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
             negatives = _draw(candidates, relevant, pids, config.num_negatives, rng)
             writer.add(qid, pid, negatives, scores.of(qid, [pid, *negatives]) if scores is not None else None)
     return writer.finish(source)
+
+
+def training_qids(split: Split) -> list[str]:
+    """The training queries with a relevant passage in the collection, in file order."""
+    return [q for q in split.queries if split.qrels.get(q) and any(p in split.collection for p in split.qrels[q])]
 
 
 class ShardWriter:

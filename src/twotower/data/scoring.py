@@ -44,6 +44,14 @@ class TeacherScores:
         q = self.queries[self.query_row[qid]]
         return (self.passages[self.corpus.rows(pids)] @ q).astype(np.float32).tolist()
 
+    def query_vectors(self, qids: list[str]) -> np.ndarray:
+        """The teacher's vectors of training queries `qids` (rows in that order)."""
+        return np.ascontiguousarray(self.queries[[self.query_row[q] for q in qids]], dtype=np.float32)
+
+    def passage_vectors(self, pids: list[str]) -> np.ndarray:
+        """The teacher's vectors of passages `pids` (rows in that order)."""
+        return np.ascontiguousarray(self.passages[self.corpus.rows(pids)], dtype=np.float32)
+
     def below(self, qid: str, positive: str, candidates: list[str], margin: float) -> list[str]:
         """The candidates the teacher scores below the positive's score minus `margin` (false-negative filter)."""
         scores = self.of(qid, [positive, *candidates])

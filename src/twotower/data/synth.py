@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,9 +102,13 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
     if n_queries > config.passages:
         raise ValueError(f"{config.queries:,} train + {config.dev_queries:,} dev queries need as many relevant "
                          f"passages, but --passages is {config.passages:,}")
-    if (target / DONE).exists() and json.loads((target / DONE).read_text()).get("config") == asdict(config):
-        return target
-    seed = _Seed(Path(source) if source else data_dir() / "msmarco-passage")
+    source = Path(source) if source else data_dir() / "msmarco-passage"
+    stamp = {"config": asdict(config), "source": str(source.resolve())}
+    if (target / DONE).exists():
+        if json.loads((target / DONE).read_text()) == stamp:
+            return target
+        shutil.rmtree(target)  # other settings: written again, never mixed
+    seed = _Seed(source)
     rng = np.random.default_rng(config.seed)
     # Which real pair each synthetic query repeats, and the pid of its relevant passage.
     picks = {split: rng.permutation(np.arange(n) % len(seed.pairs[split]))
@@ -114,7 +119,7 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
         _write_collection(tmp / "collection.tsv", seed, queries, slots, config, progress)
         if config.bm25_run:
             _write_bm25_run(tmp, progress)
-        (tmp / DONE).write_text(json.dumps({"config": asdict(config)}, indent=2))
+        (tmp / DONE).write_text(json.dumps(stamp, indent=2))
     return target
 
 
@@ -210,8 +215,6 @@ def _write_bm25_run(tmp: Path, progress: bool) -> None:
     with open(tmp / "run.dev.bm25top20.tsv", "w", encoding="utf-8") as fh:
         for qid, pids in zip(queries, found):
             fh.writelines(f"{qid}\t{pid}\t{rank}\n" for rank, pid in enumerate(pids, 1))
-    import shutil
-
     shutil.rmtree(tmp / ".corpus")
     shutil.rmtree(tmp / ".bm25")
 

@@ -45,12 +45,15 @@ class CombinedLoss(nn.Module):
         return any(getattr(loss, "needs_teacher", False) for loss in self.losses.values())
 
     def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+                teacher: torch.Tensor | None = None, teacher_vectors: dict | None = None) -> torch.Tensor:
         if teacher is None:
             needy = [name for name, loss in self.losses.items() if getattr(loss, "needs_teacher", False)]
             if needy:
                 raise ValueError(f"loss={self.name} (its part {', '.join(needy)}) needs teacher scores: "
                                  "set teacher=... (see conf/teacher)")
-        parts = {name: loss(q, p, n, teacher=teacher) for name, loss in self.losses.items()}
+        # Only the parts that regress onto the teacher's vectors (embedding_mse) take them.
+        parts = {name: loss(q, p, n, teacher=teacher, teacher_vectors=teacher_vectors)
+                 if getattr(loss, "needs_teacher_vectors", False) else loss(q, p, n, teacher=teacher)
+                 for name, loss in self.losses.items()}
         self.last_parts = {name: float(value.detach()) for name, value in parts.items()}
         return sum(self.weights[name] * value for name, value in parts.items())

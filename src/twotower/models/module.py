@@ -53,7 +53,10 @@ class TwoTowerModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         q, p, n = self._embed(batch)
-        loss = self.loss(q, p, n, teacher=batch.get("teacher"))
+        if "teacher_vectors" in batch:  # only losses that regress onto the teacher's vectors take them
+            loss = self.loss(q, p, n, teacher=batch.get("teacher"), teacher_vectors=batch["teacher_vectors"])
+        else:
+            loss = self.loss(q, p, n, teacher=batch.get("teacher"))
         if not torch.isfinite(loss):
             raise DivergedError(f"the training loss is {loss.item()} at step {self.global_step}: training diverged "
                                 "(lower optim.lr, or raise loss.temperature)")

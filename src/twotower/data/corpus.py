@@ -95,6 +95,9 @@ def _alive(pid: str) -> bool:
     return True
 
 
+MAPPING_BATCH = 65_536  # rows per read when a corpus is iterated like a dict
+
+
 class Corpus:
     """A memory-mapped corpus folder written by `Corpus.build`; see the module docstring."""
 
@@ -153,6 +156,26 @@ class Corpus:
 
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r}, {len(self):,} passages)"
+
+    # -- read-only mapping view: code written for a {pid: text} dict reads a corpus unchanged, streaming --
+
+    def __getitem__(self, pid: str) -> str:
+        return self.texts([pid])[0]
+
+    def __iter__(self) -> Iterator[str]:
+        for pids, _ in self.iter_batches(MAPPING_BATCH):
+            yield from pids
+
+    def keys(self) -> Iterator[str]:
+        return iter(self)
+
+    def values(self) -> Iterator[str]:
+        for _, texts in self.iter_batches(MAPPING_BATCH):
+            yield from texts
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        for pids, texts in self.iter_batches(MAPPING_BATCH):
+            yield from zip(pids, texts)
 
     @property
     def pids(self) -> pa.ChunkedArray:

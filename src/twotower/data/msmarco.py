@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -184,7 +185,7 @@ class Split:
 
     queries: dict[str, str]
     qrels: Qrels
-    collection: dict[str, str]
+    collection: Mapping[str, str]  # a {pid: text} dict, or a memory-mapped `data.corpus.Corpus`
     candidates: dict[str, list[str]] = field(default_factory=dict)  # per query: judged-or-not candidates
     skipped: Counter = field(default_factory=Counter)
 
@@ -234,17 +235,25 @@ def read_v11_parquet(path: str | Path) -> Split:
     return split
 
 
-def passage_split(name: str, root: str | Path | None = None, collection: dict[str, str] | None = None) -> Split:
+def passage_split(name: str, root: str | Path | None = None, collection=None) -> Split:
     """`train` or `dev` of the passage-ranking TSVs under `root` (default: $TWOTOWER_DATA/msmarco-passage).
 
-    Both splits share `collection.tsv`: pass the one already read so the corpus is not parsed and held twice.
+    The collection is an id-addressed, memory-mapped `data.corpus.Corpus` built once from `collection.tsv`
+    (cached, reused while the file is unchanged), never a dict of the whole collection; it reads like a
+    read-only {pid: text} mapping. Both splits share it: pass the one already opened.
     """
+    from twotower.data.corpus import Corpus
+
     root = Path(root) if root else data_dir() / "msmarco-passage"
     skipped: Counter = Counter()
+    if collection is None:
+        collection = Corpus.build(root / "collection.tsv")
+        if collection.info.get("skipped_blank"):
+            skipped["collection.tsv"] += collection.info["skipped_blank"]
     split = Split(
         queries=read_queries(root / f"queries.{name}.tsv", skipped),
         qrels=read_qrels(root / f"qrels.{name}.tsv"),
-        collection=collection if collection is not None else read_collection(root / "collection.tsv", skipped),
+        collection=collection,
         skipped=skipped,
     )
     run_path = root / f"run.{name}.bm25top20.tsv"

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from rich.progress import track
 
 from twotower.atomic import atomic_path
+from twotower.data.corpus import as_corpus
 from twotower.data.msmarco import Split, read_run
 from twotower.paths import cache_dir
 
@@ -93,7 +94,7 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
         return out
 
     rng = np.random.default_rng(config.seed)
-    pids = np.array(list(split.collection))
+    corpus = as_corpus(split.collection)
     qids = training_qids(split)
     missing = len(split.queries) - len(qids)
     if missing:
@@ -116,7 +117,7 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
             candidates = pools.get(qid, [])
             if scores is not None and config.teacher_margin is not None and candidates:
                 candidates = scores.below(qid, pid, candidates, config.teacher_margin)
-            negatives = _draw(candidates, relevant, pids, config.num_negatives, rng)
+            negatives = _draw(candidates, relevant, corpus, config.num_negatives, rng)
             writer.add(qid, pid, negatives, scores.of(qid, [pid, *negatives]) if scores is not None else None)
     return writer.finish(source)
 
@@ -200,12 +201,12 @@ def _bm25_pools(split: Split, qids: list[str], config: PrepareConfig) -> dict[st
     return {q: pids[config.bm25_skip:] for q, pids in pools.items()}
 
 
-def _draw(pool: list[str], relevant: set[str], pids: np.ndarray, k: int, rng: np.random.Generator) -> list[str]:
+def _draw(pool: list[str], relevant: set[str], corpus, k: int, rng: np.random.Generator) -> list[str]:
     """k distinct non-relevant passages: from `pool` first, then uniformly from the collection."""
     pool = [p for p in pool if p not in relevant]
     chosen = list(rng.choice(pool, min(k, len(pool)), replace=False)) if pool else []
     while len(chosen) < k:
-        p = str(pids[rng.integers(len(pids))])
+        p = corpus.pid(int(rng.integers(len(corpus))))
         if p not in relevant and p not in chosen:
             chosen.append(p)
     return chosen

@@ -13,6 +13,7 @@ RSS (`ru_maxrss`) is its own:
 * bm25_backends: search alone with bm25s' numpy and numba backends, 1 and 2 threads (the choice: numba);
 * bm25_old: today's path (`bm25s.tokenize` + `BM25.index` in memory, numpy per-query retrieve on one thread)
   on a sample of queries, at sizes up to --old-max (beyond that the README's 43 q/s at 300k stands);
+* train_epoch: one epoch of the default experiment end to end (prepare, BM25 mining, training, evaluation);
 * eval: `evaluate_encoder` over the whole corpus (largest size) with a small static encoder (GloVe mean
   tower, 128-d): peak RSS above the model, against the 1.5 GB target.
 
@@ -167,6 +168,20 @@ def stage_eval(size: int, args) -> dict:
             "mrr@10": result.metrics["mrr@10"], "recall@100": result.metrics["recall@100"]}
 
 
+def stage_train_epoch(size: int, args) -> dict:
+    """One epoch of the default experiment (WordPiece mean tower, InfoNCE, 3 BM25 negatives per query) on the
+    synthetic corpus, prepare step and end-of-epoch full-corpus evaluation included: the process's peak RSS."""
+    from twotower import api
+
+    started = time.perf_counter()
+    run_dir = Path(args.out) / "runs" / f"train-{size}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    result = api.train(["logger=csv", "trainer.max_epochs=1", "~callbacks.progress_bar"],
+                       config={"data": {"dir": str(data_dir(size, args))}}, run_dir=run_dir)
+    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb(), "mrr@10": result.best.get("mrr@10", 0.0),
+            "queries": args.queries}
+
+
 def static_encoder():
     """A small static encoder: GloVe-initialised mean tower (128-d) over a word vocabulary of the real sample."""
     import functools
@@ -243,6 +258,17 @@ def report(results: dict, console) -> None:
             t.add_row(f"{s:,}", f"{r['queries']:,}", f"{r['encode_passages_s']:.0f}", f"{r['search_s']:.1f}",
                       f"{r['seconds']:.0f}", f"{r['base_mb']:,.0f}", f"{r['above_model_mb']:,.0f}", f"{r['mrr@10']:.3f}")
     console.print(t)
+    t = table("one epoch of the default experiment (prepare, BM25 mining, training, full-corpus evaluation); "
+              "target: peak RSS <= 3 GB at 1M passages / 100k queries, RSS(1M) / RSS(100k) <= 2",
+              ["passages", "train queries", "wall s", "peak RSS MB", "x smallest", "dev MRR@10"])
+    first = None
+    for s in sizes:
+        r = results[str(s)].get("train_epoch")
+        if r:
+            first = first or r["peak_mb"]
+            t.add_row(f"{s:,}", f"{r.get('queries', 0):,}", f"{r['seconds']:.0f}", f"{r['peak_mb']:,.0f}",
+                      f"{r['peak_mb'] / first:.2f}", f"{r['mrr@10']:.3f}")
+    console.print(t)
 
 
 def main() -> None:
@@ -257,6 +283,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=65_536, help="evaluation chunk (passages)")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scale"))
     parser.add_argument("--quick", action="store_true", help="3k queries, 200 old-path queries")
+    parser.add_argument("--only", help="comma-separated stages to run, e.g. synth,train_epoch")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,11 +304,19 @@ def main() -> None:
         plan = ["synth", "corpus", "bm25_index", "bm25_mine_1t", "bm25_mine_2t", "bm25_backends"]
         plan += ["bm25_old"] if size <= args.old_max else []
         plan += ["eval"] if size == max(sizes) else []
+        plan += ["train_epoch"]
+        if args.only:
+            plan = [name for name in plan if name in args.only.split(",")]
         for name in plan:
             console.print(f"[dim]{size:,} passages: {name}[/]")
             results.setdefault(str(size), {})[name] = run_stage(name, size, args)
     out = ROOT / "outputs" / "bench" / "scale.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and out.exists():  # a partial run updates the stages it ran, keeping the others
+        previous = json.loads(out.read_text())
+        for size, stages in results.items():
+            previous.setdefault(size, {}).update(stages)
+        results = previous
     out.write_text(json.dumps(results, indent=2))
     report(results, console)
     console.print(f"[dim]results: {out}[/]")

@@ -123,7 +123,7 @@ def test_one_query_gives_one_result_list_with_timings(index, corpus):
 def test_the_manifest_ties_the_index_to_the_checkpoint(index, checkpoint, backend):
     manifest = read_manifest(index)
 
-    from twotower.models.checkpoint import file_hash
+    from twotower.fingerprint import file_sha256 as file_hash
 
     assert manifest.checkpoint["sha256"] == file_hash(checkpoint)
     assert manifest.checkpoint["model_config"]["tower"]["output_dim"] == manifest.dim == 32

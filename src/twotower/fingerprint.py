@@ -40,3 +40,12 @@ def files_fingerprint(paths: Iterable[str | os.PathLike]) -> str:
         digest.update(str(path.name).encode())
         digest.update((file_fingerprint(path) if path.is_file() else "missing").encode())
     return digest.hexdigest()[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The full SHA-256 of a file (hex): ties an index to the exact checkpoint and artefacts that built it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -101,15 +101,6 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     return payload
 
 
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of a checkpoint file: ties an index to the exact weights that built it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "checkpoint") -> TwoTower:
     """Rebuild the two-tower model from a loaded checkpoint alone (towers from the allow-list only)."""
     cfg = payload["model_config"]

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from twotower.atomic import atomic_path
+from twotower.fingerprint import file_sha256
+from twotower.atomic import write_json
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,7 @@ class Manifest:
 
 def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     path = Path(folder) / MANIFEST
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(asdict(manifest), indent=2, default=str) + "\n")
-    return path
+    return write_json(path, asdict(manifest))
 
 
 def read_manifest(folder: str | Path) -> Manifest:
@@ -124,12 +123,6 @@ def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> 
             )
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def lock_path(folder: str | Path) -> Path:

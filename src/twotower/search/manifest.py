@@ -15,7 +15,6 @@ again (`milvus_uri=`, `--milvus-uri`) or sets `$MILVUS_TOKEN`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time

@@ -2,20 +2,32 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU wheel; on a CUDA machine use TORCH=torch (or the build matching your driver).
+# GPU=1: faiss-gpu and the default (CUDA) torch build; otherwise faiss-cpu and the CPU wheel of torch.
+# faiss-cpu and faiss-gpu install the same `faiss` module, so exactly one of the two extras is installed.
+GPU ?=
+ifeq ($(GPU),1)
+TORCH ?= torch
+FAISS := gpu
+NOT_FAISS := faiss-cpu
+else
 TORCH ?= torch==2.13.0
+FAISS := cpu
+NOT_FAISS := faiss-gpu
+endif
 ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: install train evaluate test test-slow bench bench-gpu search sweep wandb-sweep clean
+.PHONY: install train evaluate test test-slow lint bench bench-gpu bench-scale search sweep sweep-dashboard wandb-sweep clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-$(FAISS)  ## make install (CPU) or make install GPU=1
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-$(FAISS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,sweep]"
+	$(BIN)/pip uninstall -q -y $(NOT_FAISS) 2>/dev/null || true
+	$(BIN)/pip install -q -e ".[$(FAISS),dev,sweep]"
+	rm -f $(VENV)/.installed-*
 	touch $@
 
 train: install  ## train the default experiment on $TWOTOWER_DATA (default ../shared/data); ARGS="model=gru ..."
@@ -30,6 +42,9 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
+lint: install  ## ruff (settings in pyproject.toml); `pre-commit install` runs it on every commit
+	$(BIN)/ruff check src tests bench *.py
+
 bench: install  ## every target of every issue, as tables (training run included: ~20 minutes in all)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_search.py
@@ -39,13 +54,20 @@ bench: install  ## every target of every issue, as tables (training run included
 bench-gpu: install  ## on a GPU machine: GRU training throughput with bf16, data-wait share, faiss-GPU evaluation
 	$(BIN)/python bench/bench_gpu.py $(ARGS)
 
+bench-scale: install  ## synthetic MS MARCO at 100k/300k/1M: corpus build, BM25 index and mining, 1M evaluation (~10 min); ARGS="--sizes 100k --quick"
+	$(BIN)/python bench/bench_scale.py $(ARGS)
+
 search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 	$(BIN)/twotower search --index $(INDEX) --interactive
 
 SWEEP ?= optuna
-sweep: install  ## Optuna TPE sweep from conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one)
-	$(BIN)/python train.py -m hparams_search=$(SWEEP) $(ARGS)
-	$(BIN)/python -m twotower.sweep
+sweep: install  ## Optuna TPE sweep from conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one); SWEEP_DIR=<a sweep folder> resumes or extends its study
+	$(BIN)/python train.py -m hparams_search=$(SWEEP) $(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
+	$(BIN)/python -m twotower.sweep $(SWEEP_DIR)
+
+sweep-dashboard: install  ## make sweep-dashboard SWEEP_DIR=outputs/multirun/<sweep>: optuna-dashboard on its optuna.db
+	@test -f "$(SWEEP_DIR)/optuna.db" || { echo "no optuna.db in SWEEP_DIR='$(SWEEP_DIR)': make sweep-dashboard SWEEP_DIR=outputs/multirun/<sweep>"; exit 2; }
+	$(BIN)/optuna-dashboard sqlite:///$(abspath $(SWEEP_DIR))/optuna.db
 
 wandb-sweep: install  ## W&B sweep from sweeps/$(SWEEP).yaml (needs `wandb login`); SWEEP=gru|mean|losses
 	mkdir -p outputs && $(BIN)/wandb sweep sweeps/$(SWEEP).yaml 2>&1 | tee outputs/wandb-sweep.log

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deep_memory_synthetic import synonym_task
 
 from twotower.deep_memory import HashingEmbedding, UnknownIdsError, VectorStore
-from twotower.deep_memory.synthetic import synonym_task
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 FAST = {"epochs": 40, "batch_size": 32, "learning_rate": 1e-2, "validation_split": 0.2, "early_stopping_patience": 40}

@@ -1,11 +1,15 @@
-"""Deep memory's ranking metrics agree with pytrec_eval and ranx (trec_eval definitions)."""
+"""Deep memory's ranking metrics (its names over `twotower.evaluation.metrics`) agree with pytrec_eval and ranx."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from twotower.deep_memory.evaluation import ranking_metrics, top_k
+from twotower.deep_memory.evaluation import per_query_metrics
+
+
+def ranking_metrics(*args, **kwargs) -> dict[str, float]:
+    return {name: float(values.mean()) for name, values in per_query_metrics(*args, **kwargs).items()}
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 ranx = pytest.importorskip("ranx")
@@ -51,15 +55,15 @@ def test_matches_ranx_including_hit_rate(ranked):
         assert ours[name] == pytest.approx(value, abs=1e-9), name
 
 
-def test_top_k_is_exact_inner_product_search():
-    rng = np.random.default_rng(1)
-    queries, docs = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
-    scores, rows = top_k(queries, docs, 4, batch_size=2)
-    expected = np.argsort(-(queries @ docs.T), axis=1)[:, :4]
-    np.testing.assert_array_equal(rows, expected)
-    np.testing.assert_allclose(scores, np.take_along_axis(queries @ docs.T, expected, axis=1), rtol=1e-5)
-
-
 def test_a_query_without_relevant_documents_is_an_error():
     with pytest.raises(ValueError, match="at least one relevant"):
         ranking_metrics(np.zeros((1, 3), dtype=int), [set()], [1])
+
+
+def test_precision_and_unretrievable_documents():
+    top = np.array([[3, 1, 2], [0, 1, 2]])
+    # Query 0: one of its two relevant documents is not in the store; query 1 has one relevant at rank 2.
+    values = ranking_metrics(top, [{1}, {1}], [1, 2], n_relevant=[2, 1])
+    assert values["recall@2"] == pytest.approx((0.5 + 1.0) / 2)
+    assert values["precision@2"] == pytest.approx(0.5)
+    assert values["hit_rate@1"] == 0.0 and values["mrr@2"] == pytest.approx(0.5)

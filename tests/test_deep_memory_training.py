@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from deep_memory_synthetic import synonym_task
 
 from twotower.deep_memory import HashingEmbedding
 from twotower.deep_memory.adapter import QueryAdapter
 from twotower.deep_memory.store import unit_rows
-from twotower.deep_memory.synthetic import synonym_task
 from twotower.deep_memory.training import (
     RelevanceData,
     TrainingSettings,
@@ -99,3 +99,35 @@ def test_settings_come_from_the_hydra_config_and_reject_unknown_keys():
         TrainingSettings.load({"epoch": 3})
     with pytest.raises(ValueError, match="validation_split"):
         TrainingSettings.load({"validation_split": 1.5})
+
+
+def test_defaults_live_in_the_settings_class_only():
+    # conf/deep_memory/default.yaml may override for a checkout, but as shipped it restates nothing.
+    assert TrainingSettings.load() == TrainingSettings()
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_gain(task):
+    t, docs = task
+    # Recall at a depth beyond the store's 300 documents is 1 whatever the model: it can never improve.
+    flat = {**FAST, "monitor": "recall@500", "epochs": 20, "early_stopping_patience": 2}
+    outcome = train_adapter(relevance_data(t, t.train_queries, t.train_relevance), docs, TrainingSettings.load(flat))
+    # Epoch 0 sets the best; epochs 1 and 2 do not beat it, so Lightning's EarlyStopping stops there.
+    assert outcome.epochs_run == 3 and outcome.best_epoch == 1
+    assert not outcome.accepted
+
+
+def test_the_paired_test_needs_a_consistent_gain():
+    from twotower.deep_memory.acceptance import judge, paired_test
+
+    base = np.zeros(40)
+    assert paired_test(base, base) == (0.0, 1.0)
+    assert paired_test(base, base + 0.5)[1] == 0.0
+    noisy = np.tile([1.0, -1.0], 20)
+    assert paired_test(base, noisy)[1] > 0.4
+    settings = TrainingSettings()
+    metrics = ("recall@10", "recall@1", "mrr@10")
+    gain = np.r_[np.ones(10), np.zeros(30)]
+    accepted, reason, t, p = judge({m: base for m in metrics}, {m: gain for m in metrics}, settings)
+    assert accepted and p < 0.05 and "paired t=" in reason
+    accepted, reason, _, p = judge({m: base for m in metrics}, {m: noisy for m in metrics}, settings)
+    assert not accepted and "not a clear gain" in reason

@@ -21,6 +21,8 @@ def test_every_experiment_runs_one_batch(experiment, small_msmarco, tiny_bert, t
         overrides.append(f"model.tower.path={tiny_bert}")  # the real MiniLM is for `make bench`
     if cfg.data.get("teacher"):
         overrides.append(f"data.teacher={tiny_bert}")  # a tiny teacher keeps the teacher's encode to seconds
+        if cfg.data.get("teacher_vectors"):
+            overrides.append("model.tower.output_dim=32")  # regressing onto its vectors: the tiny teacher's width
     result = api.train(overrides, config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
     assert result.trainer.state.finished
 

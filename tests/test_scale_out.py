@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from twotower.sweep import collect, plot
+from twotower.sweep import collect, plot, report
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "trainer.limit_train_batches=6", "logger=csv", "model.tower.output_dim=32", "tokenizer=glove",
@@ -28,7 +28,10 @@ def test_multirun_reports_a_failed_job_and_keeps_the_others(small_msmarco, tmp_p
     assert [j.ok for j in jobs] == [True, False]
     assert 0 < jobs[0].metrics["mrr@10"] <= 1
     assert "temperature must be > 0" in jobs[1].error
-    assert plot(jobs, "mrr@10", tmp_path / "sweep.png").stat().st_size > 0
+    written = plot(jobs, "mrr@10", tmp_path)
+    assert [p.name for p in written] == ["leaderboard.png", "slice.png"]  # one finished job: nothing to weigh
+    assert all(p.stat().st_size > 0 for p in written)
+    assert report(jobs, "mrr@10") is jobs[0]
 
 
 def test_ddp_on_two_cpu_processes(small_msmarco, tmp_path):
@@ -53,3 +56,20 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(small_msmarco, tmp_pat
     assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
     for name, value in straight["last"].items():
         assert resumed["last"][name] == pytest.approx(value, abs=1e-3), name
+
+
+def test_an_optuna_sweep_persists_its_study_and_a_rerun_extends_it(small_msmarco, tmp_path):
+    import optuna
+
+    sweep = ["-m", "hparams_search=quick", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
+             f"hydra.sweep.dir={tmp_path}", *TINY]
+    train_py(sweep, small_msmarco)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert len(optuna.load_study(study_name="twotower-quick", storage=storage).trials) == 2
+    # Run again into the same folder (after an interruption, or to search longer): the same study goes on.
+    train_py(sweep, small_msmarco)
+    study = optuna.load_study(study_name="twotower-quick", storage=storage)
+    assert len(study.trials) == 4 and study.best_value > 0
+    jobs = collect(tmp_path)
+    assert len(jobs) == 4 and all(j.ok for j in jobs)
+    assert {p.name for p in plot(jobs, "mrr@10", tmp_path)} == {"leaderboard.png", "slice.png", "importance.png"}

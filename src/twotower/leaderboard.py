@@ -16,9 +16,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ class RunEntry:
     size_bytes: int | None = None
     modified: float = 0.0  # POSIX time of the newest result file
     history_file: Path | None = None
+    params: dict[str, str] = field(default_factory=dict)  # the run's Hydra overrides (a sweep job's parameters)
+    error: str | None = None  # why a run has no metrics (a failed sweep job)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.metrics)
 
     @property
     def label(self) -> str:
@@ -56,7 +63,7 @@ class RunEntry:
             "monitor": self.monitor, "best_epoch": self.best_epoch, "metrics": self.metrics,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None, "size_bytes": self.size_bytes,
             "date": self.date, "history_file": str(self.history_file) if self.history_file else None,
-            "epochs": self.epochs,
+            "epochs": self.epochs, "params": self.params, "error": self.error,
         }
 
 
@@ -74,6 +81,21 @@ def _model_name(run_dir: Path) -> str | None:
         log.debug("cannot read %s: %s", config, exc)
         return None
     return " + ".join(p for p in (tower, loss) if p) or None
+
+
+def overrides_of(run_dir: Path) -> dict[str, str]:
+    """The `key=value` overrides Hydra recorded for the run (`.hydra/overrides.yaml`), or {}."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return {}
+    return dict(o.split("=", 1) for o in overrides if isinstance(o, str) and "=" in o)
 
 
 def _sweep_of(run_dir: Path) -> str | None:
@@ -135,7 +157,7 @@ def read_run(run_dir: str | Path, root: str | Path | None = None) -> RunEntry | 
         epochs=data.get("epochs", []), best_epoch=data.get("best_epoch"), monitor=data.get("monitor"),
         sweep=_sweep_of(run_dir), model=_model_name(run_dir), checkpoint=checkpoint,
         size_bytes=checkpoint.stat().st_size if checkpoint else None,
-        modified=max((p.stat().st_mtime for p in files), default=0.0), history_file=history,
+        modified=max((p.stat().st_mtime for p in files), default=0.0), history_file=history, params=overrides_of(run_dir),
     )
 
 
@@ -179,8 +201,10 @@ def _size(num_bytes: int | None) -> str:
     return ""
 
 
-def leaderboard_table(runs: Sequence[RunEntry], metric: str, top: int | None = None, width: int | None = None):
-    """A Rich table: rank, run, sweep, model, the ranking metric, MRR, Recall@1/5/10, epoch, size, date, history.
+def leaderboard_table(runs: Sequence[RunEntry], metric: str, top: int | None = None, width: int | None = None,
+                      params: Sequence[str] = ()):
+    """A Rich table: rank, run, sweep, model, the ranking metric, MRR, Recall@1/5/10, epoch, size, date, history,
+    and a column per name in `params` (a sweep's parameters); a failed run shows "failed".
 
     Below `width` 170 columns the history, model and date columns are left out, in that order, so the numbers
     stay readable in a narrow terminal (`--json` has every field)."""
@@ -208,6 +232,8 @@ def leaderboard_table(runs: Sequence[RunEntry], metric: str, top: int | None = N
         table.add_column("date", no_wrap=True)
     if optional["history"]:
         table.add_column("history", style="dim", overflow="fold")
+    for name in params:
+        table.add_column(name, overflow="fold")
     shown = list(runs)[:top] if top else list(runs)
     best = {m: max((r.metrics[m] for r in shown if m in r.metrics), default=None) for m in columns}
     for i, run in enumerate(shown, 1):
@@ -215,12 +241,15 @@ def leaderboard_table(runs: Sequence[RunEntry], metric: str, top: int | None = N
         for m in columns:
             value = run.metrics.get(m)
             style = "green" if value is not None and value == best[m] else None
-            cells.append(Text("—" if value is None else f"{value:.4f}", style=style or ""))
+            failed = run.error is not None and m == metric
+            cells.append(Text("failed" if failed else "—" if value is None else f"{value:.4f}",
+                              style="red" if failed else style or ""))
         history = run.history_file.relative_to(run.path).as_posix() if run.history_file and run.path in run.history_file.parents else str(run.history_file or "—")
         row = [str(i), run.path.name, run.sweep or ""] + ([run.model or ""] if optional["model"] else []) + cells
         row += ["" if run.best_epoch is None else str(run.best_epoch), _size(run.size_bytes)]
         row += ([run.date] if optional["date"] else []) + ([history] if optional["history"] else [])
-        table.add_row(*row)
+        row += [_number(run.params.get(p, "")) for p in params]
+        table.add_row(*row, style=None if run.error is None else "dim")
     return table
 
 
@@ -269,3 +298,11 @@ def plot_leaderboard(runs: Sequence[RunEntry], metric: str, path: str | Path, to
 
 def _short(name: str, width: int = 38) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _number(value: str) -> str:
+    """A swept float to 4 significant digits; anything else as it is."""
+    try:
+        return value if float(value).is_integer() else f"{float(value):.4g}"
+    except ValueError:
+        return value

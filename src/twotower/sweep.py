@@ -1,34 +1,27 @@
-"""After a sweep: rank its jobs, list failures, and plot the metric against each swept parameter.
+"""After a sweep: rank its jobs, list failures, and plot what Optuna says about the swept parameters.
 
     python -m twotower.sweep                      # the newest folder under outputs/multirun
     python -m twotower.sweep outputs/multirun/2026-11-23_16-10-00 --metric recall@10
+
+The jobs are runs, ranked and shown by `twotower.leaderboard` (with a column per swept parameter), and
+`leaderboard.png` holds their per-epoch curves. The parameter plots are Optuna's own (slice and importance,
+`optuna.visualization.matplotlib`), over the sweep's study in `<sweep>/optuna.db` (see conf/hparams_search)
+or, for a sweep without one (Hydra's basic sweeper, another metric), over a study made from the jobs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import functools
 import re
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
 import yaml
 from rich.console import Console
-from rich.table import Table
+
 from twotower.console import console as make_console
-
-
-@dataclass
-class Job:
-    folder: Path
-    params: dict[str, str]
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.metrics)
+from twotower.leaderboard import RunEntry, leaderboard_table, overrides_of, plot_leaderboard, rank_runs, read_run
 
 
 def latest_multirun(root: str | Path = "outputs/multirun") -> Path:
@@ -38,20 +31,18 @@ def latest_multirun(root: str | Path = "outputs/multirun") -> Path:
     return folders[-1]
 
 
-def collect(sweep_dir: str | Path) -> list[Job]:
-    """One Job per job folder (those holding `.hydra/overrides.yaml`), in job order."""
+def collect(sweep_dir: str | Path) -> list[RunEntry]:
+    """One run per job folder (those holding `.hydra/overrides.yaml`), in job order; failed jobs carry `error`."""
+    sweep_dir = Path(sweep_dir)
     jobs = []
-    for overrides in sorted(Path(sweep_dir).glob("*/.hydra/overrides.yaml"), key=lambda p: _job_number(p.parents[1])):
+    for overrides in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_order(p.parents[1])):
         folder = overrides.parents[1]
-        params = dict(o.split("=", 1) for o in yaml.safe_load(overrides.read_text()) or [] if "=" in o)
-        job = Job(folder, params)
-        if (folder / "error.txt").exists():
-            job.error = _headline((folder / "error.txt").read_text())
-        elif (folder / "metrics.json").exists():
-            job.metrics = json.loads((folder / "metrics.json").read_text()).get("best", {})
-        else:
-            job.error = "no metrics.json (killed, or still running)"
-        jobs.append(job)
+        run = None if (folder / "error.txt").exists() else read_run(folder, sweep_dir)
+        if run is None:
+            error = (_headline((folder / "error.txt").read_text()) if (folder / "error.txt").exists()
+                     else "no metrics.json (killed, or still running)")
+            run = RunEntry(name=folder.name, path=folder, metrics={}, params=overrides_of(folder), error=error)
+        jobs.append(run)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir} holds no Hydra job folders")
     return jobs
@@ -59,104 +50,135 @@ def collect(sweep_dir: str | Path) -> list[Job]:
 
 def _headline(traceback_text: str) -> str:
     """The most telling line of a traceback: the innermost `SomeError: message`, not Hydra's wrapper lines."""
-    lines = [l.strip() for l in traceback_text.strip().splitlines()]
-    errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception): ", l)]
-    raised = [l for l in errors if not l.startswith("hydra.")]
+    lines = [line.strip() for line in traceback_text.strip().splitlines()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    raised = [line for line in errors if not line.startswith("hydra.")]
     return (raised or errors or lines or ["unknown error"])[0 if raised else -1]
 
 
-def _short(value: str) -> str:
-    """Optuna's floats to 4 significant digits; anything else as it is."""
-    try:
-        return value if float(value).is_integer() else f"{float(value):.4g}"
-    except ValueError:
-        return value
+def _job_order(folder: Path) -> tuple[str, int]:
+    """(launch, job number) of `<num>_<overrides>` (Hydra's default) or `<launch time>_<num>` (conf/hparams_search)."""
+    head = folder.name.partition("_")[0]
+    if head.isdigit():
+        return "", int(head)
+    launch, _, tail = folder.name.rpartition("_")
+    return (launch, int(tail)) if tail.isdigit() else (folder.name, 0)
 
 
-def _job_number(folder: Path) -> int:
-    head = folder.name.split("_", 1)[0]
-    return int(head) if head.isdigit() else 0
-
-
-def swept(jobs: list[Job]) -> list[str]:
+def swept(jobs: list[RunEntry]) -> list[str]:
     """Parameters that took more than one value across the jobs."""
     names = sorted({k for j in jobs for k in j.params})
     return [n for n in names if len({j.params.get(n) for j in jobs}) > 1]
 
 
-def report(jobs: list[Job], metric: str, console: Console | None = None) -> Job | None:
+def report(jobs: list[RunEntry], metric: str, console: Console | None = None) -> RunEntry | None:
+    """Print the jobs ranked by `metric` (failed ones last) and the failures; return the best job."""
     console = console or make_console()
-    params = swept(jobs)
-    ranked = sorted(jobs, key=lambda j: (not j.ok, -j.metrics.get(metric, -math.inf)))
-    table = Table(title=f"{len(jobs)} jobs, ranked by {metric}")
-    table.add_column("#", justify="right")
-    table.add_column("job")
-    table.add_column(metric, justify="right", style="bold")
-    for extra in ("mrr", "recall@10", "ndcg@10"):
-        if extra != metric:
-            table.add_column(extra, justify="right")
-    for name in params:
-        table.add_column(name)
-    for rank, job in enumerate(ranked, 1):
-        extras = [f"{job.metrics.get(e, float('nan')):.4f}" for e in ("mrr", "recall@10", "ndcg@10") if e != metric]
-        value = f"{job.metrics[metric]:.4f}" if job.ok and metric in job.metrics else f"[red]failed[/]"
-        table.add_row(str(rank), str(_job_number(job.folder)), value, *extras, *(_short(job.params.get(p, "")) for p in params),
-                      style=None if job.ok else "dim")
+    done = [j for j in jobs if j.ok and metric in j.metrics]
+    ranked = rank_runs(done, metric) + [j for j in jobs if j not in done]
+    table = leaderboard_table(ranked, metric, width=console.width, params=swept(jobs))
+    table.title = f"{len(jobs)} jobs of {jobs[0].path.parent.name}, ranked by {metric}"
     console.print(table)
     for job in jobs:
         if not job.ok:
-            console.print(f"[red]failed[/] {job.folder}: {job.error}")
-    best = ranked[0] if ranked and ranked[0].ok else None
+            console.print(f"[red]failed[/] {job.path}: {job.error}")
+    best = done and ranked[0]
     if best:
-        console.print(f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} (job {_job_number(best.folder)}) with "
-                      + " ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
-    return best
+        console.print(f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} ({best.path.name}) with "
+                      + " ".join(f"{k}={v}" for k, v in best.params.items()))
+    return best or None
 
 
-def plot(jobs: list[Job], metric: str, out: str | Path) -> Path | None:
-    """One panel per swept parameter: the metric of each finished job against the parameter's value."""
+def study_of(sweep_dir: str | Path, jobs: list[RunEntry], metric: str):
+    """The Optuna study behind the sweep when it optimised `metric`, else one made from the finished jobs."""
+    import optuna
+
+    sweep_dir = Path(sweep_dir)
+    hydra = jobs[0].path / ".hydra"
+    monitor = _yaml(hydra / "config.yaml").get("monitor")
+    study_name = ((_yaml(hydra / "hydra.yaml").get("hydra") or {}).get("sweeper") or {}).get("study_name")
+    if (sweep_dir / "optuna.db").is_file() and monitor == metric and study_name:
+        return optuna.load_study(study_name=study_name, storage=sqlite_storage(sweep_dir / "optuna.db"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    params = swept(jobs)
+    values = {p: sorted({_value(j.params.get(p, "")) for j in jobs}, key=lambda v: (isinstance(v, str), v))
+              for p in params}
+    for job in jobs:
+        if job.ok and metric in job.metrics:
+            study.add_trial(optuna.trial.create_trial(
+                params={p: _value(job.params.get(p, "")) for p in params},
+                distributions={p: optuna.distributions.CategoricalDistribution(values[p]) for p in params},
+                value=job.metrics[metric]))
+    return study
+
+
+def _yaml(path: Path) -> dict:
+    try:
+        return (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    except yaml.YAMLError:
+        return {}
+
+
+def _value(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def plot(jobs: list[RunEntry], metric: str, sweep_dir: str | Path) -> list[Path]:
+    """`leaderboard.png` (per-epoch curves, bars), and Optuna's `slice.png` and `importance.png` in `sweep_dir`."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.cm
     import matplotlib.pyplot as plt
+    import numpy as np
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
 
-    params = swept(jobs)
+    if not hasattr(matplotlib.cm, "get_cmap"):  # Optuna 2 (hydra-optuna-sweeper pins it) calls what matplotlib 3.9 removed
+        matplotlib.cm.get_cmap = matplotlib.colormaps.get_cmap
+
+    from twotower.atomic import atomic_path
+
+    sweep_dir = Path(sweep_dir)
     done = [j for j in jobs if j.ok and metric in j.metrics]
-    if not params or not done:
-        return None
-    cols = min(3, len(params))
-    rows = math.ceil(len(params) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    best = max(j.metrics[metric] for j in done)
-    for ax, name in zip(axes.flat, params):
-        raw = [j.params.get(name, "") for j in done]
-        try:
-            xs = [float(v) for v in raw]
-            numeric = True
-        except ValueError:
-            numeric = False
-            labels = sorted(set(raw))
-            xs = [labels.index(v) for v in raw]
-            ax.set_xticks(range(len(labels)), labels)
-        ys = [j.metrics[metric] for j in done]
-        ax.scatter(xs, ys, c=["tab:green" if y == best else "tab:blue" for y in ys], alpha=0.8)
-        if numeric and min(xs) > 0 and max(xs) / min(xs) > 20:
-            ax.set_xscale("log")
-        ax.set_xlabel(name)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(params):]:
-        ax.axis("off")
-    fig.suptitle(f"{metric} per swept parameter ({len(done)} finished jobs, best in green)")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    if not done:
+        return []
+    written = [plot_leaderboard(rank_runs(done, metric), metric, sweep_dir / "leaderboard.png")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = study_of(sweep_dir, jobs, metric)
+    # Importance by a random forest's mean decrease in impurity: Optuna 2's default (fANOVA) fails on numpy 2.
+    importance = functools.partial(optuna_plots.plot_param_importances,
+                                   evaluator=optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0))
+    for name, draw in (("slice", optuna_plots.plot_slice), ("importance", importance)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots and create_trial experimental
+            try:
+                axes = draw(study, target_name=metric)
+            except (ValueError, RuntimeError) as exc:  # e.g. importance needs two finished trials
+                print(f"no {name} plot: {exc}")
+                continue
+        figure = np.atleast_1d(axes).flat[0].figure
+        with atomic_path(sweep_dir / f"{name}.png") as tmp:
+            figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+        plt.close(figure)
+        written.append(sweep_dir / f"{name}.png")
+    return written
+
+
+def sqlite_storage(path: str | Path) -> str:
+    """`sqlite:///<path>` for the Optuna sweeper's `storage`, creating the folder first: the sweeper opens its
+    study before Hydra creates the sweep folder (conf/hparams_search/optuna.yaml)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(path).resolve()}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Rank a Hydra multirun's jobs and plot metric vs parameters.")
+    parser = argparse.ArgumentParser(description="Rank a Hydra multirun's jobs and plot what its parameters did.")
     parser.add_argument("sweep_dir", nargs="?", help="a multirun folder (default: the newest in outputs/multirun)")
     parser.add_argument("--metric", default="mrr@10")
     args = parser.parse_args(argv)
@@ -166,10 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     optuna = folder / "optimization_results.yaml"
     if optuna.exists():
         Console().print(f"Optuna's best: {yaml.safe_load(optuna.read_text())}")
-    png = plot(jobs, args.metric, folder / "sweep.png")
-    if png:
+    for png in plot(jobs, args.metric, folder):
         print(f"plot: {png}")
 
 
 if __name__ == "__main__":
     main()
+

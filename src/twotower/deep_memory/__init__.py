@@ -10,9 +10,14 @@
 See docs/deep_memory.md.
 """
 
-from twotower.deep_memory.embeddings import GloveMeanEmbedding, HashingEmbedding, MiniLMEmbedding
+from twotower.deep_memory.embeddings import (
+    EmbeddingDimensionError,
+    GloveMeanEmbedding,
+    HashingEmbedding,
+    MiniLMEmbedding,
+)
 from twotower.deep_memory.memory import DeepMemory, UnknownIdsError
-from twotower.deep_memory.store import EmbeddingDimensionError, VectorStore
+from twotower.deep_memory.store import VectorStore
 from twotower.deep_memory.training_data import create_training_data
 
 __all__ = [

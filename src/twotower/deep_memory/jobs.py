@@ -11,13 +11,12 @@
         model.pt        the trained adapter, once completed
         worker.log      the worker's stdout and stderr
 
-The worker is `python -m twotower.deep_memory.worker <store> <job id>`, started in its own session so it
-outlives the process that asked for it; any process can read the folder and see the same state.
+The worker is `python -m twotower.deep_memory.worker <store> <job id>` (worker.py), started in its own session
+so it outlives the process that asked for it; any process can read the folder and see the same state.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -25,35 +24,26 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from twotower.atomic import write_json
 
-from twotower.atomic import atomic_path
-
-STATUSES = ("pending", "training", "completed", "failed", "cancelled")
+# A job is pending, training, completed, failed or cancelled; these two are not finished.
 ACTIVE = ("pending", "training")
 # A launched worker that has not written its pid within this time is taken as never started.
 SPAWN_GRACE_S = 120.0
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def new_job_id() -> str:
     """Sortable by creation time, unique across processes."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:8]
-
-
-def write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float))
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:8]
 
 
 def read_json(path: Path) -> dict:
@@ -208,96 +198,25 @@ def request_cancel(folder: JobFolder) -> dict:
     return folder.update(status="cancelled", finished_at=now(), reason="cancelled before training started")
 
 
-# --------------------------------------------------------------------------------------------- worker
-_term_requested = False
+def picklable(function: Any) -> bytes | None:
+    """Pickled `function` if a fresh worker process can rebuild it, else None (the caller embeds the queries).
 
+    Only functions from installed packages or this package qualify: a lambda, a closure, or a class from
+    `__main__` or a script folder would not import in the worker.
+    """
+    import importlib.util
 
-def _on_sigterm(signum, frame) -> None:
-    global _term_requested
-    _term_requested = True
-
-
-def run_worker(store_path: Path, job_id: str) -> int:
-    """Body of the worker process: embed queries if needed, train, save the model, record the outcome."""
-    import logging
-
-    from twotower.deep_memory.training import RelevanceData, TrainingSettings, train_adapter
-
-    # Lightning's start-up banners (no GPU, tips) would fill every job log; warnings still get through.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    root = store_path / "deep_memory" / "jobs"
-    folder = JobFolder(root, job_id)
-    stop = lambda: _term_requested or folder.cancel_requested()  # noqa: E731
-    t0 = time.monotonic()
+    module = getattr(function, "__module__", None)
+    if not module or module == "__main__":
+        return None
+    spec = importlib.util.find_spec(module.split(".")[0])
+    origin = str(getattr(spec, "origin", "") or "")
+    ours = str(Path(__file__).resolve().parents[2])
+    if not (origin.startswith(ours) or "site-packages" in origin or "dist-packages" in origin):
+        return None
     try:
-        folder.update(status="training", started_at=now(), pid=os.getpid(), progress={"stage": "loading"})
-        settings = TrainingSettings(**read_json(folder.dir / "settings.json"))
-        settings.validate()  # the allow-listed adapter class, the ranges: the file is read back, not trusted
-        if settings.num_threads:
-            torch.set_num_threads(settings.num_threads)
-        data = RelevanceData.load(folder.dir / "relevance.npz")
-        if data.queries.size == 0:
-            data = _embed_queries(folder, data, stop)
-        docs = np.load(store_path / "data" / "embeddings.npy", mmap_mode="r")
-        spec = folder.read()
-        docs = np.array(docs[: spec["store_count"]], dtype=np.float32)  # a private, writable copy
-
-        def report(progress: dict) -> None:
-            folder.update(progress={"stage": "training", **progress})
-
-        outcome = train_adapter(data, docs, settings, report=report, should_stop=stop)
-        if outcome.cancelled or stop():
-            folder.update(status="cancelled", finished_at=now(), reason="cancelled during training", results=outcome.summary())
-            return 0
-        with atomic_path(folder.dir / "model.pt") as tmp:
-            torch.save({"config": outcome.adapter.config(), "state_dict": outcome.adapter.state_dict()}, tmp)
-        results = outcome.summary()
-        results["job_seconds"] = time.monotonic() - t0
-        folder.update(
-            status="completed",
-            finished_at=now(),
-            accepted=outcome.accepted,
-            reason=outcome.reason,
-            results=results,
-            progress={"stage": "done", "eta_seconds": 0.0, "best_val": outcome.best_val, "base_val": outcome.base_val},
-        )
-        return 0
-    except _Cancelled:
-        folder.update(status="cancelled", finished_at=now(), reason="cancelled while embedding queries")
-        return 0
-    except BaseException as exc:  # the record must say why, whatever went wrong
-        traceback.print_exc()
-        if stop():
-            folder.update(status="cancelled", finished_at=now(), reason=f"cancelled ({type(exc).__name__})")
-            return 0
-        folder.update(status="failed", finished_at=now(), reason=f"{type(exc).__name__}: {exc}")
-        return 1
-
-
-class _Cancelled(Exception):
-    pass
-
-
-def _embed_queries(folder: JobFolder, data, stop) -> Any:
-    from twotower.deep_memory.store import embed
-
-    texts = read_json(folder.dir / "queries.json")["queries"]
-    payload = (folder.dir / "embedding.pkl").read_bytes()
-    expected = os.environ.get(PAYLOAD_ENV)
-    if not expected or hashlib.sha256(payload).hexdigest() != expected:
-        raise ValueError(f"{folder.dir / 'embedding.pkl'} is not the embedding function this job was started with "
-                         "(its SHA-256 differs from the launcher's); refusing to unpickle it")
-    embedding_function = pickle.loads(payload)
-    dim = folder.read()["dim"]
-    chunks, step = [], 1024
-    start = time.monotonic()
-    for i in range(0, len(texts), step):
-        if stop():
-            raise _Cancelled()
-        chunks.append(embed(embedding_function, texts[i : i + step], dim, "queries"))
-        done = i + len(chunks[-1])
-        rate = (time.monotonic() - start) / done
-        folder.update(progress={"stage": "embedding queries", "done": done, "total": len(texts), "eta_seconds": rate * (len(texts) - done)})
-    data.queries = np.concatenate(chunks)
-    return data
+        payload = pickle.dumps(function)
+        pickle.loads(payload)
+    except Exception:
+        return None
+    return payload

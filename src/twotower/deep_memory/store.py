@@ -20,22 +20,26 @@ import json
 import time
 import uuid
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from twotower.atomic import atomic_path
-from twotower.deep_memory.embeddings import EmbeddingFunction, MiniLMEmbedding, describe
-from twotower.deep_memory.evaluation import top_k
+from twotower.atomic import atomic_path, write_json
+from twotower.deep_memory.embeddings import (
+    EmbeddingDimensionError,
+    EmbeddingFunction,
+    MiniLMEmbedding,
+    describe,
+    embed,
+    unit_rows,
+)
+from twotower.deep_memory.memory import DeepMemory
+from twotower.index import exact_search
 
 FORMAT_VERSION = 1
-
-
-class EmbeddingDimensionError(ValueError):
-    """The embedding function returned vectors of the wrong shape for this store."""
 
 
 class StoreCorruptError(ValueError):
@@ -55,29 +59,6 @@ def _read_matrix(path: Path) -> np.ndarray:
     return matrix
 
 
-def embed(embedding_function: EmbeddingFunction, texts: Sequence[str], dim: int | None = None, what: str = "texts") -> np.ndarray:
-    """Call `embedding_function` and check it returned one finite `dim`-wide row per text."""
-    vectors = np.asarray(embedding_function(list(texts)), dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-        raise EmbeddingDimensionError(
-            f"the embedding function returned shape {vectors.shape} for {len(texts)} {what}; expected ({len(texts)}, dim)"
-        )
-    if dim is not None and vectors.shape[1] != dim:
-        raise EmbeddingDimensionError(
-            f"the embedding function returns {vectors.shape[1]}-d vectors but this store holds {dim}-d vectors; "
-            "use the embedding function the documents were added with"
-        )
-    if not np.isfinite(vectors).all():
-        raise ValueError(f"the embedding function returned NaN or infinite values for some {what}")
-    return vectors
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; all-zero rows (e.g. no known word) stay zero and never match."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
 class VectorStore:
     """Documents with cached embeddings in a folder, exact cosine search, and trainable deep memory.
 
@@ -88,8 +69,6 @@ class VectorStore:
     """
 
     def __init__(self, path: str | Path, embedding_function: EmbeddingFunction | None = None) -> None:
-        from twotower.deep_memory.memory import DeepMemory
-
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._embedding_function = embedding_function
@@ -123,7 +102,7 @@ class VectorStore:
         if count == self._loaded_count:
             return
         data = self.path / "data"
-        for attempt in range(20):
+        for _attempt in range(20):
             try:
                 table = pq.read_table(data / "documents.parquet")
                 embeddings = _read_matrix(data / "embeddings.npy")
@@ -264,8 +243,7 @@ class VectorStore:
             "count": len(all_vectors),
             "embedding_function": self.info().get("embedding_function") or describe(self.embedding_function),
         }
-        with atomic_path(self.path / "store.json") as tmp:
-            tmp.write_text(json.dumps(info, indent=2))
+        write_json(self.path / "store.json", info)
         self._loaded_count = -1
         self._refresh()
 
@@ -312,7 +290,7 @@ class VectorStore:
                 queries = adapter(queries)
             else:
                 warnings.warn(self.deep_memory.no_model_reason(), stacklevel=2)
-        scores, rows = top_k(unit_rows(queries), self._embeddings, k)
+        scores, rows = exact_search(self._embeddings, unit_rows(queries), k)
         results = [
             {
                 "id": [self._ids[r] for r in row],

@@ -19,9 +19,10 @@ import math
 import random
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from twotower.deep_memory.embeddings import tokenize
+from twotower.text import words as tokenize
 
 if TYPE_CHECKING:
     from twotower.deep_memory.store import VectorStore
@@ -61,7 +62,7 @@ class KeywordQueryGenerator:
 
 
 def create_training_data(
-    store: "VectorStore",
+    store: VectorStore,
     n_samples: int | None = 600,
     question_generator: QuestionGenerator | None = None,
     seed: int = 0,

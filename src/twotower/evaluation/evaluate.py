@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from twotower.atomic import atomic_path
+from twotower.atomic import write_json
 from twotower.models.checkpoint import load_encoder
 from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
 from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
@@ -127,6 +126,4 @@ def display_name(name: str) -> str:
 def write_metrics(path: str | Path, results: dict[str, EvalResult]) -> Path:
     data = {name: {"metrics": r.metrics, "num_queries": r.num_queries, "num_passages": r.num_passages,
                    "timings": r.timings} for name, r in results.items()}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    return Path(path)
+    return write_json(path, data)

@@ -30,12 +30,17 @@ def run_to_ranking(run: Run) -> dict[str, list[str]]:
     return {q: sorted(docs, key=docs.__getitem__, reverse=True) for q, docs in run.items()}
 
 
-def per_query_metrics(ranking: Mapping[str, Sequence[str]], qrels: Qrels) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Metric values per judged query (queries with at least one relevant passage), in a fixed order."""
+def per_query_metrics(ranking: Mapping[str, Sequence[str]], qrels: Qrels,
+                      ks: Sequence[int] = ()) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Metric values per judged query (queries with at least one relevant passage), in a fixed order.
+
+    Every name in METRIC_NAMES, plus recall@k, precision@k, mrr@k and hit_rate@k (1 when a relevant passage is
+    in the top k, LlamaIndex's "hit rate") at each cut-off in `ks`.
+    """
     qids = [q for q, judged in qrels.items() if any(r > 0 for r in judged.values())]
     if not qids:
         raise ValueError("qrels hold no query with a relevant passage: nothing to evaluate")
-    depth = max([len(ranking.get(q, ())) for q in qids] + [max(RECALL_KS)])
+    depth = max([len(ranking.get(q, ())) for q in qids] + [max(RECALL_KS), *ks])
     gains = np.zeros((len(qids), depth), dtype=np.float64)
     ideal = np.zeros((len(qids), depth), dtype=np.float64)
     n_rel = np.zeros(len(qids), dtype=np.float64)
@@ -65,6 +70,11 @@ def per_query_metrics(ranking: Mapping[str, Sequence[str]], qrels: Qrels) -> tup
         dcg = (gains[:, :k] * discount[:k]).sum(1)
         idcg = (ideal[:, :k] * discount[:k]).sum(1)
         out[f"ndcg@{k}"] = dcg / idcg
+    for k in ks:
+        out[f"recall@{k}"] = hits_so_far[:, k - 1] / n_rel
+        out[f"precision@{k}"] = hits_so_far[:, k - 1] / k
+        out[f"mrr@{k}"] = np.where(first_hit <= k, 1.0 / first_hit, 0.0)
+        out[f"hit_rate@{k}"] = (hits_so_far[:, k - 1] > 0).astype(np.float64)
     return qids, out
 
 

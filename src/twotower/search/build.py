@@ -16,21 +16,30 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from twotower.models.checkpoint import CheckpointError, file_hash, load_checkpoint, model_from_checkpoint
+from twotower.fingerprint import file_sha256 as file_hash
+from twotower.models.checkpoint import load_checkpoint, model_from_checkpoint
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.search.documents import documents_from_mapping, read_documents
 from twotower.search.errors import DiskFullError, DuplicateDocumentError, IndexCorruptError, SearchError
 from twotower.search.faiss_backend import FaissBackend
 from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, make_kind
-from twotower.search.manifest import (MANIFEST, Manifest, documents_file, file_sha256, index_lock,
-                                      read_manifest, redact_uri, write_manifest)
+from twotower.search.manifest import (
+    MANIFEST,
+    Manifest,
+    documents_file,
+    file_sha256,
+    index_lock,
+    read_manifest,
+    redact_uri,
+    write_manifest,
+)
 from twotower.search.store import Document, DocumentStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +71,10 @@ def load_encoder_with_identity(checkpoint: str | Path, device: str | None = None
 
 def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size: int = 2048,
                       progress: bool = True, description: str = "encoding passages") -> Iterator[np.ndarray]:
-    """Yield the document vectors of `texts` a chunk (CHUNK texts) at a time, in order, with one progress bar."""
+    """Yield the document vectors of `texts` a chunk (CHUNK texts) at a time, in order, with one progress bar.
+
+    The encoder is handed `batch_size` texts at a time; it sorts them by length and batches them in the tower's
+    own size (`TwoTowerEncoder`), so this only chunks and counts."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     started = time.perf_counter()
@@ -71,18 +83,12 @@ def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size
         done = 0
         for start in range(0, len(texts), CHUNK):
             chunk = texts[start : start + CHUNK]
-            # Sorting by length keeps padding low inside a batch; rows go back to file order below.
-            order = np.argsort([len(t) for t in chunk], kind="stable")
-            out: np.ndarray | None = None
+            parts = []
             for b in range(0, len(chunk), batch_size):
-                idx = order[b : b + batch_size]
-                vecs = encoder.encode_documents([chunk[i] for i in idx])  # in the tower's own batches
-                if out is None:
-                    out = np.empty((len(chunk), vecs.shape[1]), dtype=np.float32)
-                out[idx] = vecs
-                done += len(idx)
-                bar.update(task, advance=len(idx), rate=f"{done / (time.perf_counter() - started):,.0f} passages/s")
-            yield out
+                parts.append(encoder.encode_documents(chunk[b : b + batch_size]))
+                done += len(parts[-1])
+                bar.update(task, advance=len(parts[-1]), rate=f"{done / (time.perf_counter() - started):,.0f} passages/s")
+            yield np.concatenate(parts)
 
 
 def _as_documents(collection: str | Path | Mapping[str, str] | Sequence[Document]) -> tuple[list[Document], list[str]]:

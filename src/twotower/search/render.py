@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from twotower.search.searcher import Results
+from twotower.text import words
 
 SNIPPET_CHARS = 260
 # Words too common to be worth highlighting (the towers down-weight them too).
@@ -17,12 +18,11 @@ STOP_WORDS = frozenset(
     "a an and are as at be by can do does for from has have how i in is it its of on or that the their this to "
     "was were what when where which who why will with you your".split()
 )
-_WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
 
 
 def query_terms(query: str) -> list[str]:
     seen: dict[str, None] = {}
-    for word in _WORD.findall(query.lower()):
+    for word in words(query):
         if word not in STOP_WORDS and len(word) > 1:
             seen.setdefault(word, None)
     return list(seen)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from twotower.atomic import atomic_path
+from twotower.atomic import write_json
 from twotower.models.checkpoint import model_fields, save_checkpoint
 from twotower.evaluation.retrieval import evaluate_encoder
 
@@ -152,8 +151,3 @@ def wandb_run_id(trainer: L.Trainer) -> str | None:
         if isinstance(logger, WandbLogger):
             return logger.version
     return None
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float))

@@ -1,4 +1,4 @@
-"""A small store where plain search fails and a query adapter can learn the fix: for demos and tests.
+"""A small store where plain search fails and a query adapter can learn the fix (the Deep Memory tests' data).
 
 Documents talk about topics with one word (`t7doc`), queries ask with another (`t7ask`): a bag-of-words
 embedding sees no overlap, so plain search is near chance, but a linear map from query words to document
@@ -35,13 +35,16 @@ def synonym_task(n_topics: int = 30, n_docs: int = 300, test_fraction: float = 0
         ids.append(f"doc{n}")
         texts.append(" ".join([f"t{a}doc", f"t{b}doc", *rng.sample(filler, 3)]))
         queries.append(f"t{a}ask t{b}ask")
-    n_test = int(round(n_docs * test_fraction))
+    # Test documents anywhere in the store: plain search breaks its many ties by row, so test documents stored
+    # first would look retrievable.
+    test = set(rng.sample(range(n_docs), int(round(n_docs * test_fraction))))
     relevance = [[(i, 1.0)] for i in ids]
+    train_rows = [i for i in range(n_docs) if i not in test]
     return SyntheticTask(
         ids=ids,
         texts=texts,
-        train_queries=queries[n_test:],
-        train_relevance=relevance[n_test:],
-        test_queries=queries[:n_test],
-        test_relevance=relevance[:n_test],
+        train_queries=[queries[i] for i in train_rows],
+        train_relevance=[relevance[i] for i in train_rows],
+        test_queries=[queries[i] for i in sorted(test)],
+        test_relevance=[relevance[i] for i in sorted(test)],
     )

@@ -36,7 +36,7 @@ train: install  ## train the default experiment on $TWOTOWER_DATA (default ../sh
 evaluate: install  ## make evaluate CKPT=outputs/runs/<run>/checkpoints/best.pt
 	$(BIN)/python evaluate.py ckpt=$(CKPT) $(ARGS)
 
-test: install
+test: install lint  ## lint first (as CI does), then the default suite
 	$(BIN)/python -m pytest -q
 
 test-slow: install

@@ -27,9 +27,9 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from twotower.data.msmarco import read_collection, read_qrels, read_queries  # noqa: E402
 from twotower.deep_memory import GloveMeanEmbedding, MiniLMEmbedding, VectorStore  # noqa: E402
 from twotower.deep_memory.embeddings import cached_collection_embeddings  # noqa: E402
-from twotower.data.msmarco import read_collection, read_qrels, read_queries  # noqa: E402
 from twotower.paths import cache_dir, data_dir  # noqa: E402
 
 N_TRAIN = 10_000

@@ -21,9 +21,9 @@ from twotower import api
 from twotower.console import console
 from twotower.evaluation.retrieval import evaluate_encoder
 from twotower.index import gpu_available
+from twotower.models.module import TwoTowerModule
 from twotower.training.run import build_model
 from twotower.training.throughput import Throughput
-from twotower.models.module import TwoTowerModule
 
 
 def main() -> None:

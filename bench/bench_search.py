@@ -54,10 +54,10 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
 
 
 def bench_corpus(ckpt: Path, quick: bool, milvus: bool, console) -> list[tuple]:
-    from twotower.evaluation.metrics import retrieval_metrics
     from twotower.data.msmarco import passage_split
-    from twotower.search import Searcher, build_index
+    from twotower.evaluation.metrics import retrieval_metrics
     from twotower.evaluation.retrieval import judged_queries
+    from twotower.search import Searcher, build_index
 
     split = passage_split("dev")
     qids = judged_queries(split)
@@ -85,7 +85,7 @@ def bench_corpus(ckpt: Path, quick: bool, milvus: bool, console) -> list[tuple]:
              f"{manifest.build['passages_per_second']:,.0f} passages/s", "reported", None),
             ("24k corpus", f"{label}: query p50 / p95 (encode+search+fetch)", f"{p50:.2f} / {p95:.2f} ms",
              "p50 <= 5 ms", p50 <= 5.0 if backend == "faiss" else None),
-            ("24k corpus", f"{label}: encode / search p50", "{:.2f} / {:.2f} ms".format(percentiles(encode)[0], percentiles(search)[0]),
+            ("24k corpus", f"{label}: encode / search p50", f"{percentiles(encode)[0]:.2f} / {percentiles(search)[0]:.2f} ms",
              "", None),
             ("24k corpus", f"{label}: MRR@10 ({len(ranking)} dev queries)", f"{mrr:.4f}",
              "exact" if kind == "flat" else "≈ flat" if len(ranking) == len(qids) else "", None),
@@ -145,8 +145,8 @@ def bench_random(n: int, n_queries: int, console) -> list[tuple]:
 
 
 def bench_baselines(quick: bool, console) -> list[tuple]:
-    from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
     from twotower.data.msmarco import passage_split
+    from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
 
     split = passage_split("dev")
     rows = []

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from twotower.data.msmarco import Split, passage_split
 from twotower.evaluation import baselines
 from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
-from twotower.data.msmarco import Split, passage_split
 
 # The figures measured in ../shared/data/README.md (480 dev queries, 24,372 passages).
 README = {"bm25": {"mrr@10": 0.321, "recall@10": 0.679, "ndcg@10": 0.407},

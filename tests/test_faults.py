@@ -12,7 +12,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-
 from test_search_index import make_checkpoint  # a tiny untrained mean-tower checkpoint (same helper, one copy)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,7 +265,7 @@ def test_milvus_credentials_are_never_written_to_the_manifest(checkpoint, corpus
     pytest.importorskip("milvus_lite")
     from pymilvus import MilvusClient
 
-    from twotower.search import SearchError, Searcher, build_index, milvus_backend
+    from twotower.search import Searcher, SearchError, build_index, milvus_backend
 
     # A "server" that is Milvus Lite underneath: what reaches the client is recorded, the rest is real.
     reached = []
@@ -529,7 +527,7 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_1_with_the_trace_kept(tmp_p
 
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         with user_errors(trace_dir=tmp_path):
-            1 / 0
+            _ = 1 / 0
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # Hydra's convention: the full trace, please
     with pytest.raises(FileNotFoundError):
         with user_errors(trace_dir=tmp_path):

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import pytrec_eval
-from ranx import Qrels as RanxQrels, Run as RanxRun, evaluate as ranx_evaluate
+from ranx import Qrels as RanxQrels
+from ranx import Run as RanxRun
+from ranx import evaluate as ranx_evaluate
 
 from twotower.evaluation.metrics import METRIC_NAMES, retrieval_metrics
 

@@ -6,8 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from twotower.data.msmarco import (DataFormatError, passage_split, read_collection, read_qrels, read_run,
-                              read_v11_parquet)
+from twotower.data.msmarco import (
+    DataFormatError,
+    passage_split,
+    read_collection,
+    read_qrels,
+    read_run,
+    read_v11_parquet,
+)
 
 
 def test_passage_dev_split(msmarco_dir):

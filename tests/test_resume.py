@@ -37,7 +37,7 @@ def test_resuming_under_other_settings_is_refused_in_one_line(run, small_msmarco
     done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt",
                            "logger=csv"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [next(l for l in done.stderr.splitlines() if l.startswith("error:"))]
+    assert done.stderr.strip().splitlines() == [next(line for line in done.stderr.splitlines() if line.startswith("error:"))]
     assert "data.batch_size is 32" in done.stderr and "twotower resume" in done.stderr
     assert (run / "config.yaml").read_text() == saved
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from twotower import api
-from twotower.models.checkpoint import load_encoder
 from twotower.cli import main
-from twotower.evaluation.retrieval import evaluate_encoder
-from twotower.evaluation.metrics import retrieval_metrics
 from twotower.data.msmarco import passage_split, read_qrels, read_run
+from twotower.evaluation.metrics import retrieval_metrics
+from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.models.checkpoint import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 

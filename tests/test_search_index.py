@@ -13,12 +13,23 @@ import numpy as np
 import pytest
 import torch
 
-from twotower.models.checkpoint import model_fields, save_checkpoint
 from twotower.data.msmarco import DataFormatError, read_collection
-from twotower.search import (DuplicateDocumentError, EmptyQueryError, FlatIndex, HNSWIndex, IndexCorruptError,
-                             IndexMismatchError, IndexNotFoundError, IVFIndex, Searcher, build_index, read_manifest)
-from twotower.models.tokenizers import WordTokenizer
 from twotower.models.build import build_two_tower
+from twotower.models.checkpoint import model_fields, save_checkpoint
+from twotower.models.tokenizers import WordTokenizer
+from twotower.search import (
+    DuplicateDocumentError,
+    EmptyQueryError,
+    FlatIndex,
+    HNSWIndex,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IVFIndex,
+    Searcher,
+    build_index,
+    read_manifest,
+)
 
 N_DOCS = 400
 MAX_TOKENS = 48

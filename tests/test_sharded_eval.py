@@ -182,8 +182,8 @@ def test_ranks_in_threads_merge_to_the_one_process_result(dev):
     for world in (2, 3):
         gathers = thread_gathers(world)
         with ThreadPoolExecutor(world) as pool:
-            results = list(pool.map(lambda r: evaluate_encoder(HashEncoder(), part, chunk_size=1_000, rank=r,
-                                                               world_size=world, all_gather=gathers[r]), range(world)))
+            results = list(pool.map(lambda r, world=world, gathers=gathers: evaluate_encoder(
+                HashEncoder(), part, chunk_size=1_000, rank=r, world_size=world, all_gather=gathers[r]), range(world)))
         for result in results:
             assert result.ranking == single.ranking
             assert result.metrics == pytest.approx(single.metrics, abs=1e-12)

@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from twotower.training.run import TrainResult, train as _train
+from twotower.training.run import TrainResult
+from twotower.training.run import train as _train
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

@@ -25,8 +25,8 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class BM25Index:
 
     @classmethod
     def build(cls, corpus: CorpusLike, out_dir: str | Path | None = None, chunk_size: int = 25_000,
-              progress: bool = False) -> "BM25Index":
+              progress: bool = False) -> BM25Index:
         """Index `corpus` (or reuse the index already built for it) under `out_dir`, default the cache."""
         out = Path(out_dir) if out_dir else default_path(corpus)
         if (out / DONE).exists():

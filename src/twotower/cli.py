@@ -20,9 +20,9 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from twotower.console import console as make_console
 
@@ -243,8 +243,8 @@ def _batch(searcher, args: argparse.Namespace, console) -> None:
     if args.qrels:
         from rich.table import Table
 
-        from twotower.evaluation.metrics import retrieval_metrics
         from twotower.data.msmarco import read_qrels
+        from twotower.evaluation.metrics import retrieval_metrics
 
         qrels = read_qrels(args.qrels)
         judged = {q: r for q, r in run_of(results).items() if q in qrels}

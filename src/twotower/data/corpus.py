@@ -22,8 +22,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -114,13 +115,13 @@ class Corpus:
         self._rows = np.load(self.path / "rows.npy", mmap_mode="r")
 
     @classmethod
-    def open(cls, path: str | Path) -> "Corpus":
+    def open(cls, path: str | Path) -> Corpus:
         """Memory-map a finished corpus folder (FileNotFoundError if it is missing or unfinished)."""
         return cls(path)
 
     @classmethod
     def build(cls, collection_tsv: str | Path, out_dir: str | Path | None = None, block_bytes: int = 16 << 20,
-              progress: bool = False) -> "Corpus":
+              progress: bool = False) -> Corpus:
         """Stream `collection_tsv` (pid TAB passage) into a corpus folder, or reuse the one already built.
 
         Blank passages are skipped and counted (`info["skipped_blank"]`); a duplicate pid raises, naming it.

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -25,10 +26,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from twotower.data.corpus import as_corpus
-from twotower.fingerprint import files_fingerprint
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
-from twotower.paths import data_dir, require
 from twotower.data.prepare import PrepareConfig, prepare_triplets, training_qids, triplet_files
+from twotower.fingerprint import files_fingerprint
+from twotower.paths import data_dir, require
 
 log = logging.getLogger(__name__)
 

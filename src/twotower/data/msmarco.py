@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -210,7 +210,7 @@ def read_v11_parquet(path: str | Path) -> Split:
     split = Split({}, {}, {})
     for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=4096):
         rows = batch.to_pylist()
-        for i, row in enumerate(rows):
+        for row in rows:
             query = (row["query"] or "").strip()
             if not query:
                 split.skipped["blank_query"] += 1

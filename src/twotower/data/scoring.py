@@ -34,7 +34,7 @@ class TeacherScores:
             self.passages = teacher.vectors(pids, self.corpus.texts, "document")
 
     @classmethod
-    def load(cls, spec: str, split: Split, qids: list[str]) -> "TeacherScores":
+    def load(cls, spec: str, split: Split, qids: list[str]) -> TeacherScores:
         return cls(load_teacher(spec), split, qids)
 
     def of(self, qid: str, pids: list[str]) -> list[float]:

@@ -16,17 +16,17 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from twotower.data.msmarco import Split
 from twotower.embedding_cache import cached_embeddings
+from twotower.evaluation.metrics import retrieval_metrics
 from twotower.evaluation.retrieval import EvalResult, judged_queries
 from twotower.index import exact_search
-from twotower.evaluation.metrics import retrieval_metrics
 from twotower.models.pretrained import load_minilm
-from twotower.data.msmarco import Split
 from twotower.paths import cache_dir
 
 log = logging.getLogger(__name__)

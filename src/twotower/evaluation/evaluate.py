@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from twotower.atomic import write_json
-from twotower.models.checkpoint import load_encoder
-from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
-from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
-from twotower.paths import data_dir
 from twotower.console import console as make_console
+from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
+from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
+from twotower.models.checkpoint import load_encoder
+from twotower.paths import data_dir
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ AP divides by the number of relevant passages.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -18,8 +18,8 @@ divides by all relevant passages of the qrels, retrieved or not), accumulated in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import torch

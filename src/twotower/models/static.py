@@ -7,7 +7,7 @@ The token table starts from GloVe, from MiniLM's input embeddings, or from a Mod
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -16,8 +16,8 @@ import hashlib
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ class WordTokenizer:
 
     @classmethod
     def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int | None = None,
-              embedding_dim: int = 50, glove: bool = False, seed: int = 0) -> "WordTokenizer":
+              embedding_dim: int = 50, glove: bool = False, seed: int = 0) -> WordTokenizer:
         """Vocabulary of the words seen at least `min_freq` times; vectors from GloVe where it knows the word.
 
         IDF over `texts` is kept too: the mean tower uses it to start its token weights.
@@ -126,7 +126,7 @@ class WordTokenizer:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}
 
     @classmethod
-    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> "WordTokenizer":
+    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> WordTokenizer:
         idf = state.get("idf")
         return cls(word_to_index, embedding_matrix, None if idf is None else np.asarray(idf, dtype=np.float32))
 
@@ -172,7 +172,7 @@ class WordPieceTokenizer:
 
     @classmethod
     def build(cls, texts: Iterable[str] | None = None, path: str | Path | None = None, embeddings: str = "input",
-              pca_dims: int | None = 256, chunk: int = 10_000) -> "WordPieceTokenizer":
+              pca_dims: int | None = 256, chunk: int = 10_000) -> WordPieceTokenizer:
         """Same signature as `WordTokenizer.build`; the vocabulary is fixed, so `texts` only feed IDF, counted
         chunk by chunk (memory bounded by `chunk` texts, not the corpus)."""
         tok = cls(path, embeddings=embeddings, pca_dims=pca_dims)
@@ -223,7 +223,7 @@ class WordPieceTokenizer:
                 "tokenizer_json": self._tok.to_str(), "idf": None if self.idf is None else self.idf.tolist()}
 
     @classmethod
-    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> "WordPieceTokenizer":
+    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> WordPieceTokenizer:
         # Checkpoints from before Model2Vec carry no tokenizer: theirs is the shipped MiniLM's.
         tok = cls(load_embeddings=False, embeddings=state.get("embeddings", "input"),
                   pca_dims=state.get("pca_dims", 256), tokenizer_json=state.get("tokenizer_json"))

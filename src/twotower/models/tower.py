@@ -14,7 +14,8 @@ Implementations: `static.MeanTower` (a weighted bag of word or WordPiece vectors
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

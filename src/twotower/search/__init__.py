@@ -12,8 +12,15 @@ for Milvus Lite); writers hold the lock file `<folder>.lock` beside it.
 """
 
 from twotower.search.build import build_index
-from twotower.search.errors import (DiskFullError, DuplicateDocumentError, EmptyQueryError, IndexCorruptError, IndexMismatchError,
-                                    IndexNotFoundError, SearchError)
+from twotower.search.errors import (
+                                    DiskFullError,
+                                    DuplicateDocumentError,
+                                    EmptyQueryError,
+                                    IndexCorruptError,
+                                    IndexMismatchError,
+                                    IndexNotFoundError,
+                                    SearchError,
+)
 from twotower.search.kinds import FlatIndex, HNSWIndex, IVFIndex, make_kind
 from twotower.search.manifest import Manifest, read_manifest
 from twotower.search.searcher import Hit, Results, Searcher

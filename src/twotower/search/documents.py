@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from twotower.data.msmarco import DataFormatError, read_collection, read_v11_parquet
 from twotower.paths import require

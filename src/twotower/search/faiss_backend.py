@@ -32,12 +32,12 @@ class FaissBackend:
         self.configure(spec)
 
     @classmethod
-    def create(cls, spec: IndexKind, dim: int, expected_count: int, use_gpu: bool | None = None) -> "FaissBackend":
+    def create(cls, spec: IndexKind, dim: int, expected_count: int, use_gpu: bool | None = None) -> FaissBackend:
         index = faiss.index_factory(dim, spec.faiss_factory(expected_count), faiss.METRIC_INNER_PRODUCT)
         return cls(index, spec, use_gpu=False if use_gpu is None else use_gpu)
 
     @classmethod
-    def load(cls, folder: str | Path, build_id: str, spec: IndexKind, use_gpu: bool | None = None) -> "FaissBackend":
+    def load(cls, folder: str | Path, build_id: str, spec: IndexKind, use_gpu: bool | None = None) -> FaissBackend:
         path = Path(folder) / vectors_file(build_id)
         try:
             index = faiss.read_index(str(path))

@@ -18,14 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from twotower.fingerprint import file_sha256
 from twotower.atomic import write_json
+from twotower.fingerprint import file_sha256
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
 
 log = logging.getLogger(__name__)

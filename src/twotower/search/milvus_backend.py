@@ -59,7 +59,7 @@ class MilvusBackend:
         self._filter = False  # only an interrupted add leaves rows above `visible`; filtering costs time
 
     @classmethod
-    def create(cls, uri: str, collection: str, spec: IndexKind, dim: int) -> "MilvusBackend":
+    def create(cls, uri: str, collection: str, spec: IndexKind, dim: int) -> MilvusBackend:
         from pymilvus import DataType
 
         client = _client(uri)
@@ -73,7 +73,7 @@ class MilvusBackend:
         return cls(client, uri, collection, spec, 0)
 
     @classmethod
-    def connect(cls, uri: str, collection: str, spec: IndexKind, count: int) -> "MilvusBackend":
+    def connect(cls, uri: str, collection: str, spec: IndexKind, count: int) -> MilvusBackend:
         client = _client(uri)
         if not client.has_collection(collection):
             raise IndexCorruptError(f"Milvus at {redact_uri(uri)[0]} has no collection {collection!r} (the manifest names it); rebuild the index")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class Searcher:
     @classmethod
     def load(cls, path: str | Path, checkpoint: str | Path | None = None, device: str | None = None,
              use_gpu: bool | None = None, verify: bool = True, milvus_uri: str | None = None,
-             **search_settings: Any) -> "Searcher":
+             **search_settings: Any) -> Searcher:
         """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
         SHA-256 must match the one that built the index. Every file's SHA-256 is checked against the manifest
         (`verify=False` skips that for huge indexes; sizes are still checked). `milvus_uri` reaches a Milvus
@@ -301,7 +302,7 @@ class Searcher:
         self.store.close()
         self.backend.close()
 
-    def __enter__(self) -> "Searcher":
+    def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc) -> None:

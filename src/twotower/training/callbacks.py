@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from twotower.atomic import write_json
-from twotower.models.checkpoint import model_fields, save_checkpoint
 from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.models.checkpoint import model_fields, save_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ resume (more epochs, other devices); any other override that differs from the sa
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf

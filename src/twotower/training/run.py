@@ -50,7 +50,7 @@ def wandb_has_credentials() -> bool:
 
 def make_loggers(cfg: DictConfig) -> list:
     loggers = []
-    for name, node in (cfg.get("logger") or {}).items():
+    for node in (cfg.get("logger") or {}).values():
         if not node or "_target_" not in node:
             continue
         node = OmegaConf.to_container(node, resolve=True)

@@ -88,7 +88,13 @@ def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size
                 parts.append(encoder.encode_documents(chunk[b : b + batch_size]))
                 done += len(parts[-1])
                 bar.update(task, advance=len(parts[-1]), rate=f"{done / (time.perf_counter() - started):,.0f} passages/s")
-            yield np.concatenate(parts)
+            vectors = np.concatenate(parts)
+            bad = ~np.isfinite(vectors).all(axis=1)
+            if bad.any():
+                raise ValueError(f"the model gives non-finite vectors (NaN or inf) for {int(bad.sum())} of "
+                                 f"{len(vectors)} passages (first: row {start + int(np.argmax(bad))}): its weights "
+                                 "are broken, e.g. by a diverged training run; refusing to index them")
+            yield vectors
 
 
 def _as_documents(collection: str | Path | Mapping[str, str] | Sequence[Document]) -> tuple[list[Document], list[str]]:

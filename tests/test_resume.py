@@ -52,3 +52,27 @@ def test_twotower_resume_continues_under_the_runs_own_config(run, small_msmarco,
     metrics = json.loads((run / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
+
+
+def test_per_epoch_candidates_check_and_full_corpus_at_the_end(small_msmarco, msmarco_dir, tmp_path):
+    """Epochs before the last score each dev query against its BM25 candidates only (cheap); the last one
+    searches the whole corpus."""
+    import shutil
+
+    from twotower.data.msmarco import passage_split
+
+    data = tmp_path / "data" / "msmarco-passage"
+    shutil.copytree(small_msmarco / "msmarco-passage", data)
+    # The subset's own BM25 run: the shared run's lines for the subset's passages.
+    kept = {line.split("\t", 1)[0] for line in (data / "collection.tsv").read_text().splitlines()}
+    run = [line for line in (msmarco_dir / "msmarco-passage" / "run.dev.bm25top20.tsv").read_text().splitlines()
+           if line.split("\t")[1] in kept]
+    (data / "run.dev.bm25top20.tsv").write_text("\n".join(run) + "\n")
+    result = api.train(TINY + ["trainer.max_epochs=2", "callbacks.retrieval_evaluation.per_epoch=candidates"],
+                       config={"data": {"dir": str(data.parent)}}, run_dir=tmp_path / "run")
+    dev = passage_split("dev", data)
+    qids = [q for q in dev.queries if any(r > 0 for r in dev.qrels.get(q, {}).values())][:20]
+    covered = sum(any(p in dev.candidates.get(q, []) for p in dev.qrels[q]) for q in qids) / len(qids)
+    first, last = result.metrics["epochs"]
+    assert first["recall@100"] <= covered + 1e-9  # only candidates could be found
+    assert set(first) == set(last)  # both epochs report every metric

@@ -22,12 +22,20 @@ SUMMARY = ("mrr", "mrr@10", "recall@10", "ndcg@10", "map")
 
 class RetrievalEvaluation(L.Callback):
     """At the end of every `every_n_epochs`-th training epoch: encode the whole eval collection, search it
-    with faiss for every judged eval query (at most `max_queries`), and log all metrics as `eval/<name>`."""
+    with faiss for every judged eval query (at most `max_queries`), and log all metrics as `eval/<name>`.
 
-    def __init__(self, max_queries: int | None = None, k: int = 100, every_n_epochs: int = 1) -> None:
+    Under DDP each rank encodes its share of the corpus chunks and the top-k lists are merged across ranks.
+    `per_epoch="candidates"` makes the epochs before the last a cheap check (each query scored against its
+    candidate list, e.g. the BM25 run of the split) and keeps the full-corpus evaluation for the last epoch."""
+
+    def __init__(self, max_queries: int | None = None, k: int = 100, every_n_epochs: int = 1,
+                 per_epoch: str = "full") -> None:
+        if per_epoch not in ("full", "candidates"):
+            raise ValueError(f"callbacks.retrieval_evaluation.per_epoch must be full or candidates, got {per_epoch!r}")
         self.max_queries = max_queries
         self.k = k
         self.every_n_epochs = every_n_epochs
+        self.per_epoch = per_epoch
         self.history: list[dict[str, Any]] = []
         self.last_result = None
 
@@ -37,8 +45,17 @@ class RetrievalEvaluation(L.Callback):
         split = trainer.datamodule.eval_split
         if split is None:
             return
+        last = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+        candidates = None
+        if self.per_epoch == "candidates" and not last:
+            if not split.candidates:
+                raise ValueError("per_epoch=candidates needs candidate lists for the eval split (a run file)")
+            candidates = split.candidates
+        world = trainer.world_size
         started = time.perf_counter()
-        result = evaluate_encoder(pl_module.encoder(), split, self.max_queries, self.k)
+        result = evaluate_encoder(pl_module.encoder(), split, self.max_queries, self.k, candidates=candidates,
+                                  rank=trainer.global_rank, world_size=world,
+                                  all_gather=trainer.strategy.all_gather if world > 1 else None)
         seconds = time.perf_counter() - started
         metrics = trainer.callback_metrics
         entry = {

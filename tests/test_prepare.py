@@ -49,3 +49,12 @@ def test_bad_settings_are_refused(tmp_path):
         prepare_triplets(toy_split(), PrepareConfig(subsample=0), "toy", tmp_path)
     with pytest.raises(ValueError, match="negatives"):
         prepare_triplets(toy_split(), PrepareConfig(negatives="hardest"), "toy", tmp_path)
+
+
+def test_pools_that_cannot_fit_are_refused_before_mining_naming_the_settings(tmp_path, monkeypatch):
+    import twotower.data.prepare as prepare
+
+    monkeypatch.setattr(prepare, "available_memory", lambda: 10_000)  # 10 kB free
+    with pytest.raises(MemoryError, match="lower data.subsample .* data.bm25_depth"):
+        prepare_triplets(toy_split(), PrepareConfig(negatives="bm25", bm25_depth=50), "toy", tmp_path)
+    assert not list(tmp_path.glob("shard-*"))

@@ -107,6 +107,7 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
     scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
     if config.subsample < 1:
         qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
+    check_memory(len(qids), config)
     pools = _negative_pools(split, qids, config, miner or scores)
     writer = ShardWriter(out, config)
     for qid in track(qids, description=f"triplets ({config.negatives} negatives)"):
@@ -120,6 +121,37 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
             negatives = _draw(candidates, relevant, corpus, config.num_negatives, rng)
             writer.add(qid, pid, negatives, scores.of(qid, [pid, *negatives]) if scores is not None else None)
     return writer.finish(source)
+
+
+POOL_BYTES = 90  # one candidate pid in a query's pool: a short Python str and its list slot
+
+
+class NotEnoughMemory(ValueError, MemoryError):
+    """The settings would not fit this machine's memory; the message names those to lower (a user error)."""
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no /proc)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(n_queries: int, config: PrepareConfig) -> None:
+    """Refuse, before mining, a candidate-pool size the machine cannot hold, naming the settings to lower."""
+    depth = {"bm25": config.bm25_depth + config.bm25_skip, "dense": config.dense_depth + config.dense_skip,
+             "bm25+dense": config.bm25_depth + config.bm25_skip + config.dense_depth + config.dense_skip}
+    need = n_queries * depth.get(config.negatives, 0) * POOL_BYTES
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise NotEnoughMemory(f"mining negatives for {n_queries:,} queries keeps ~{need / 2**30:.1f} GB of candidate "
+                          f"pools but {free / 2**30:.1f} GB is free: lower data.subsample (now {config.subsample}), "
+                          f"data.bm25_depth / data.dense_depth, or mine in shards (twotower.bm25.mine_shard)")
 
 
 def training_qids(split: Split) -> list[str]:

@@ -7,7 +7,8 @@ import pytest
 
 from twotower import bm25_build
 from twotower.bm25 import BM25Index, bm25_index, merge_shards, mine, mine_shard, shard_bounds
-from twotower.data.corpus import DONE, Corpus, DictCorpus
+from twotower.data.corpus import DONE, Corpus
+from twotower.data.dict_corpus import DictCorpus
 from twotower.data.msmarco import passage_split
 from twotower.evaluation.metrics import retrieval_metrics
 

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from twotower.data import corpus_write as corpus_module
-from twotower.data.corpus import DONE, Corpus, DictCorpus, as_corpus
+from twotower.data.corpus import DONE, Corpus
+from twotower.data.dict_corpus import DictCorpus, as_corpus
 from twotower.data.msmarco import read_collection
 from twotower.paths import cache_dir
 

@@ -8,7 +8,7 @@ import torch
 
 from twotower.models.checkpoint import load_encoder
 from twotower.models.module import DivergedError, TwoTowerModule
-from twotower.search.build import encode_in_batches
+from twotower.search.encoding import encode_in_batches
 
 OLD_MEAN = Path(__file__).parent / "data" / "twotower1_mean.pt"
 

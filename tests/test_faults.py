@@ -433,7 +433,7 @@ def test_an_empty_query_to_a_deep_memory_store_is_refused(tmp_path, query):
 
 def test_a_query_of_only_unknown_words_warns_with_the_count(index):
     from twotower.search import Searcher
-    from twotower.search.searcher import UnknownQueryWarning
+    from twotower.search.results import UnknownQueryWarning
 
     with Searcher.load(index) as searcher:
         with pytest.warns(UnknownQueryWarning, match=r"'zqxj vbnmw': 2 of 2 tokens are unknown"):

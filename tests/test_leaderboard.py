@@ -8,7 +8,8 @@ import torch
 from rich.console import Console
 
 from twotower.cli import main
-from twotower.leaderboard import collect_runs, leaderboard_table, plot_leaderboard, rank_runs
+from twotower.leaderboard import collect_runs, leaderboard_table, rank_runs
+from twotower.leaderboard_plot import plot_leaderboard
 from twotower.models.checkpoint import save_checkpoint
 
 CONFIG = "model:\n  tower:\n    _target_: twotower.models.recurrent.{tower}\nloss:\n  _target_: twotower.losses.{loss}\n"

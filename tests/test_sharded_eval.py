@@ -10,7 +10,8 @@ import torch
 import torch.multiprocessing as mp
 from torchmetrics.retrieval import RetrievalMRR
 
-from twotower.data.corpus import Corpus, DictCorpus
+from twotower.data.corpus import Corpus
+from twotower.data.dict_corpus import DictCorpus
 from twotower.data.msmarco import Split, passage_split
 from twotower.evaluation.metrics import retrieval_metrics
 from twotower.evaluation.retrieval import RankingMetrics, dist_all_gather, evaluate_encoder

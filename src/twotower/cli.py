@@ -270,7 +270,8 @@ def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
 def run_leaderboard(args: argparse.Namespace) -> int:
 
     from twotower.atomic import atomic_path
-    from twotower.leaderboard import collect_runs, leaderboard_json, leaderboard_table, plot_leaderboard, rank_runs
+    from twotower.leaderboard import collect_runs, leaderboard_json, leaderboard_table, rank_runs
+    from twotower.leaderboard_plot import plot_leaderboard
 
     console = make_console(stderr=args.json == "-")
     metric = args.metric.lower()

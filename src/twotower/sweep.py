@@ -21,7 +21,8 @@ import yaml
 from rich.console import Console
 
 from twotower.console import console as make_console
-from twotower.leaderboard import RunEntry, leaderboard_table, overrides_of, plot_leaderboard, rank_runs, read_run
+from twotower.leaderboard import RunEntry, leaderboard_table, overrides_of, rank_runs, read_run
+from twotower.leaderboard_plot import plot_leaderboard
 
 
 def latest_multirun(root: str | Path = "outputs/multirun") -> Path:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from twotower.data.corpus import as_corpus
+from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.data.prepare import PrepareConfig, prepare_triplets, training_qids, triplet_files
 from twotower.fingerprint import files_fingerprint

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from rich.progress import track
 
 from twotower.atomic import atomic_path
-from twotower.data.corpus import as_corpus
+from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split, read_run
 from twotower.paths import cache_dir
 
@@ -224,7 +224,7 @@ def _bm25_pools(split: Split, qids: list[str], config: PrepareConfig) -> dict[st
     import os
 
     from twotower.bm25 import bm25_index, mine
-    from twotower.data.corpus import as_corpus
+    from twotower.data.dict_corpus import as_corpus
 
     # One cached index per corpus (twotower.bm25), searched in batches on every core.
     index = bm25_index(as_corpus(split.collection), progress=True)

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from twotower.data.corpus import as_corpus
+from twotower.data.dict_corpus import as_corpus
 from twotower.data.prepare import prepare_triplets, triplet_files
 from twotower.data.scoring import VectorMiner
 

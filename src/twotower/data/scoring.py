@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from twotower.data.corpus import as_corpus
+from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split
 from twotower.data.teacher import load_teacher
 

@@ -38,25 +38,13 @@ from twotower.deep_memory.embeddings import (
 )
 from twotower.deep_memory.memory import DeepMemory
 from twotower.index import exact_search
+from twotower.npy import load_npy
 
 FORMAT_VERSION = 1
 
 
 class StoreCorruptError(ValueError):
     """A store file exists but cannot be read as what it should be."""
-
-
-def _read_matrix(path: Path) -> np.ndarray:
-    """A 2-D float `.npy`; anything else is a `StoreCorruptError` naming the file."""
-    try:
-        matrix = np.load(path)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise StoreCorruptError(f"{path} is not a readable .npy matrix ({exc}); the store is damaged") from None
-    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.floating):
-        raise StoreCorruptError(f"{path} holds a {matrix.dtype} array of shape {matrix.shape}, not (n, dim) vectors")
-    return matrix
 
 
 class VectorStore:
@@ -105,7 +93,7 @@ class VectorStore:
         for _attempt in range(20):
             try:
                 table = pq.read_table(data / "documents.parquet")
-                embeddings = _read_matrix(data / "embeddings.npy")
+                embeddings = np.asarray(load_npy(data / "embeddings.npy", "store embeddings"))
                 break
             except FileNotFoundError:
                 if count == 0:
@@ -114,6 +102,8 @@ class VectorStore:
                 time.sleep(0.05)  # `add` elsewhere is swapping data/ in: it reappears within milliseconds.
             except pa.ArrowInvalid as exc:
                 raise StoreCorruptError(f"{data / 'documents.parquet'} is unreadable ({exc}); the store is damaged") from None
+            except ValueError as exc:  # embeddings.npy is not a (n, dim) matrix
+                raise StoreCorruptError(f"{exc}; the store is damaged") from None
         else:
             raise FileNotFoundError(f"{data}: documents are missing although store.json lists {count}")
         if table is not None and len(table) != len(embeddings):

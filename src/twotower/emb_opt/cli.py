@@ -25,8 +25,9 @@ from twotower.emb_opt.log import SearchLog
 from twotower.emb_opt.plots import plot_best_so_far, plot_trajectories
 from twotower.emb_opt.runner import Runner, SearchInterrupted, check_max_calls
 from twotower.emb_opt.score import as_score
-from twotower.emb_opt.vector_db import load_npy, sample_queries
+from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
+from twotower.npy import load_npy
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "emb_opt"
 

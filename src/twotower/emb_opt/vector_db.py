@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from twotower.index import exact_search
+from twotower.npy import load_npy
 
 METRICS = ("l2", "ip")
 
@@ -263,25 +264,6 @@ class FaissVectorDB(_StoredItems):
         else:
             distances, rows = self.index.search(queries, k, params=self.search_params)
         return self._results(rows, distances)
-
-
-def load_npy(path: str | os.PathLike, what: str = "vectors") -> np.ndarray:
-    """A 2-D numeric array from a NumPy `.npy` file (memory-mapped); anything else is one clear error naming
-    the file: a text or CSV file, a pickle, a `.npz`, a 1-D or non-numeric array."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(6)
-    if head != b"\x93NUMPY":
-        kind = "a zip/.npz archive" if head.startswith(b"PK") else f"a file starting with {head!r}"
-        raise ValueError(f"{path} is not a NumPy .npy file ({kind}); save the {what} with numpy.save(path, array)")
-    try:
-        array = np.load(path, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path} is a damaged .npy file ({exc})") from None
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{path} holds a {array.dtype} array of shape {array.shape}; the {what} must be (n, dim) numbers")
-    return array
 
 
 def sample_queries(vector_db: VectorDB, n: int, seed: int = 0) -> np.ndarray:

@@ -55,7 +55,7 @@ def evaluate_baseline(name: str, split: Split, max_queries: int | None = None, k
 
 def _bm25(split: Split, pids: list[str], qids: list[str], k: int, progress: bool):
     from twotower.bm25 import bm25_index
-    from twotower.data.corpus import DictCorpus
+    from twotower.data.dict_corpus import DictCorpus
 
     t0 = time.perf_counter()
     # A dict is indexed in sorted-pid order, the order every baseline uses; a Corpus keeps its file order.

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torchmetrics
 
-from twotower.data.corpus import CorpusLike, as_corpus
+from twotower.data.corpus import CorpusLike
+from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Qrels, Split
 from twotower.evaluation.metrics import METRIC_NAMES, per_query_metrics
 

@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from twotower.atomic import atomic_path
 from twotower.data.msmarco import read_queries
-from twotower.search.searcher import Results, Searcher
+from twotower.search.results import Results
+from twotower.search.searcher import Searcher
 
 
 def search_queries_file(searcher: Searcher, queries: str | Path, run_out: str | Path, k: int = 100,

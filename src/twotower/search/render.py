@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from twotower.search.searcher import Results
+from twotower.search.results import Results
 from twotower.text import words
 
 SNIPPET_CHARS = 260

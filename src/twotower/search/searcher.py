@@ -11,76 +11,21 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-from twotower.search.build import add_documents, default_device, load_encoder_with_identity
+from twotower.search.build import add_documents
 from twotower.search.documents import documents_from_mapping, read_documents
+from twotower.search.encoding import default_device, load_encoder_with_identity
 from twotower.search.errors import EmptyQueryError, IndexCorruptError, IndexMismatchError, SearchError
 from twotower.search.faiss_backend import FaissBackend
 from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, with_settings
 from twotower.search.manifest import Manifest, check_files, documents_file, index_lock, read_manifest, redact_uri
+from twotower.search.results import Hit, Results, UnknownQueryWarning
 from twotower.search.store import Document, DocumentStore
-
-
-class UnknownQueryWarning(UserWarning):
-    """A query whose every token is unknown to the model: it is searched, but its hits are arbitrary."""
-
-
-@dataclass
-class Hit:
-    rank: int
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Results:
-    """The ranked hits of one query, and where the time went (for a batch: the whole batch's time)."""
-
-    query: str
-    hits: list[Hit]
-    encode_ms: float = 0.0
-    search_ms: float = 0.0
-    fetch_ms: float = 0.0
-    query_tokens: int = 0
-    max_query_tokens: int = 0
-
-    @property
-    def ids(self) -> list[str]:
-        return [h.id for h in self.hits]
-
-    @property
-    def scores(self) -> list[float]:
-        return [h.score for h in self.hits]
-
-    @property
-    def texts(self) -> list[str]:
-        return [h.text for h in self.hits]
-
-    @property
-    def truncated(self) -> bool:
-        """The query had more tokens than the query tower reads; only the first `max_query_tokens` counted."""
-        return self.query_tokens > self.max_query_tokens
-
-    @property
-    def total_ms(self) -> float:
-        return self.encode_ms + self.search_ms + self.fetch_ms
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __iter__(self) -> Iterator[Hit]:
-        return iter(self.hits)
-
-    def __getitem__(self, i: int) -> Hit:
-        return self.hits[i]
 
 
 def _open_backend(folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None, milvus_uri: str | None = None):

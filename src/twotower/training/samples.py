@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from twotower.data.corpus import as_corpus
+from twotower.data.dict_corpus import as_corpus
 from twotower.training.callbacks import RetrievalEvaluation
 
 COLUMNS = ["epoch", "qid", "query", "rank", "pid", "passage", "score", "relevant"]

@@ -61,7 +61,7 @@ search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 	$(BIN)/twotower search --index $(INDEX) --interactive
 
 SWEEP ?= optuna
-sweep: install  ## Optuna TPE sweep from conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one); SWEEP_DIR=<a sweep folder> resumes or extends its study
+sweep: install  ## Optuna TPE sweep from src/twotower/conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one); SWEEP_DIR=<a sweep folder> resumes or extends its study
 	$(BIN)/python train.py -m hparams_search=$(SWEEP) $(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
 	$(BIN)/python -m twotower.sweep $(SWEEP_DIR)
 

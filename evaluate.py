@@ -14,7 +14,7 @@ from twotower.errors import user_errors
 from twotower.evaluation.evaluate import check_settings, evaluate, load_eval_split, print_table, write_metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="pkg://twotower.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     with user_errors(trace_dir=out_dir):

@@ -1,4 +1,4 @@
-"""Train a two-tower model: `python train.py model=gru loss=contrastive` (Hydra; see conf/train.yaml).
+"""Train a two-tower model: `python train.py model=gru loss=contrastive` (Hydra; see src/twotower/conf/train.yaml).
 
 A mistake the user can fix (a bad setting, a missing file) prints one line, `error: <Type>: <message>`, and
 exits 1, with the full traceback in the run folder's `error.txt` (`HYDRA_FULL_ERROR=1` shows it instead).
@@ -20,7 +20,7 @@ from twotower.training.run import train
 log = logging.getLogger("train")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://twotower.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         with user_errors(trace_dir=HydraConfig.get().runtime.output_dir):

@@ -54,7 +54,7 @@ def main() -> None:
 
     device = torch.cuda.get_device_name() if on_gpu else "CPU"
     table = Table(title=f"GRU experiment on {device} ({cfg.trainer.precision}), batch {cfg.data.batch_size}, "
-                        f"{cfg.data.num_negatives} negatives, {args.steps} steps")
+                        f"{cfg.data.prepare.num_negatives} negatives, {args.steps} steps")
     for col in ("measure", "value"):
         table.add_column(col)
     s = meter.summary

@@ -72,14 +72,14 @@ def teacher_seconds(experiment: str) -> float:
     from hydra.utils import instantiate
 
     cfg = api.compose_config([f"experiment={experiment}", "logger=csv"], run_dir="outputs/bench/teacher")
-    if not cfg.data.get("teacher"):
+    if not cfg.data.prepare.get("teacher"):
         return 0.0
     from twotower.data.scoring import TeacherScores
 
     dm = instantiate(cfg.data)
     train = dm._read(dm.train_split, dm.source)
     start = time.perf_counter()
-    TeacherScores.load(cfg.data.teacher, train, [q for q in train.queries if train.qrels.get(q)])
+    TeacherScores.load(cfg.data.prepare.teacher, train, [q for q in train.queries if train.qrels.get(q)])
     return time.perf_counter() - start
 
 

@@ -102,7 +102,7 @@ def test_settings_come_from_the_hydra_config_and_reject_unknown_keys():
 
 
 def test_defaults_live_in_the_settings_class_only():
-    # conf/deep_memory/default.yaml may override for a checkout, but as shipped it restates nothing.
+    # twotower/conf/deep_memory/default.yaml may override for an installation, but as shipped it restates nothing.
     assert TrainingSettings.load() == TrainingSettings()
 
 

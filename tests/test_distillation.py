@@ -108,18 +108,20 @@ def test_non_finite_teacher_scores_are_refused_with_the_row(split, tiny_bert, tm
 
 
 def test_a_tiny_distillation_run(small_msmarco, tiny_bert, tmp_path):
-    result = api.train(["model=mean", "tokenizer=glove", "loss=combined", "data.negatives=bm25+dense",
-                        f"data.teacher={tiny_bert}", "data.num_negatives=4", "data.teacher_margin=0.0",
-                        "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=4", "logger=csv"],
+    result = api.train(["model=mean", "tokenizer=glove", "loss=combined", "data.prepare.negatives=bm25+dense",
+                        f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=4",
+                        "data.prepare.teacher_margin=0.0", "data.batch_size=32",
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=4", "logger=csv"],
                        config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
     epoch = result.metrics["epochs"][0]
     assert epoch["train_loss"] > 0 and 0 <= result.best["mrr@10"] <= 1
 
 
 def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_bert, tmp_path):
-    common = ["model=mean", "tokenizer=glove", "loss=kl", "data.negatives=dense", f"data.teacher={tiny_bert}",
-              "data.num_negatives=2", "data.batch_size=32", "trainer.limit_train_batches=2", "logger=csv",
-              "data.refresh_every=1", "data.subsample=0.3", "eval_max_queries=10"]
+    common = ["model=mean", "tokenizer=glove", "loss=kl", "data.prepare.negatives=dense",
+              f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=2",
+              "data.batch_size=32", "trainer.limit_train_batches=2", "logger=csv",
+              "data.refresh_every=1", "data.prepare.subsample=0.3", "eval_max_queries=10"]
     with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
         api.train(common + ["trainer.max_epochs=2"], config={"data": {"dir": str(small_msmarco)}},
                   run_dir=tmp_path / "a")
@@ -131,8 +133,9 @@ def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_
 
 
 def test_the_student_regresses_onto_the_teachers_vectors(small_msmarco, tiny_bert, tmp_path):
-    result = api.train(["model=mean", "tokenizer=glove", "loss=distill", "data.negatives=bm25", f"data.teacher={tiny_bert}",
-                        "data.teacher_vectors=true", "model.tower.output_dim=32", "data.num_negatives=2",
-                        "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "logger=csv"],
+    result = api.train(["model=mean", "tokenizer=glove", "loss=distill", "data.prepare.negatives=bm25",
+                        f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=2",
+                        "data.teacher_vectors=true", "model.tower.output_dim=32", "data.batch_size=32",
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=3", "logger=csv"],
                        config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
     assert result.metrics["epochs"][0]["train_loss"] > 0

@@ -480,22 +480,23 @@ def test_disk_full_during_a_build_keeps_the_previous_index_serving(index, checkp
 @pytest.mark.parametrize("override, message", [
     ("trainer.max_epochs=abc", "trainer.max_epochs must be a whole number, got 'abc'"),
     ("trainer.max_epochs=0", "trainer.max_epochs must be >= 1 or -1"),
-    ("data.num_negatives=0", "data.num_negatives must be >= 1, got 0 (0 is allowed only with loss=contrastive"),
+    ("data.prepare.num_negatives=0",
+     "data.prepare.num_negatives must be >= 1, got 0 (0 is allowed only with loss=contrastive"),
     ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
-    ("data.subsample=0", "data.subsample must be in (0, 1]"),
-    ("data.subsample=1.5", "data.subsample must be in (0, 1]"),
+    ("data.prepare.subsample=0", "data.prepare.subsample must be in (0, 1]"),
+    ("data.prepare.subsample=1.5", "data.prepare.subsample must be in (0, 1]"),
     ("optim.lr=-0.1", "optim.lr must be a finite number > 0"),
     ("optim.lr=nan", "optim.lr must be a finite number > 0"),
     ("eval_max_queries=-1", "eval_max_queries must be >= 1 or null"),
-    ("data.negatives=hard", "data.negatives must be one of random, candidates, bm25, dense"),
+    ("data.prepare.negatives=hard", "data.prepare.negatives must be one of random, candidates, bm25, dense"),
 ])
 def test_a_bad_training_setting_is_refused_before_any_data_work(override, message):
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from twotower.training.validate import validate_config
 
-    extra = ["loss=triplet"] if override.startswith("data.num_negatives") else []
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    extra = ["loss=triplet"] if override.startswith("data.prepare.num_negatives") else []
+    with initialize_config_module("twotower.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=[override, *extra])
     OmegaConf.set_struct(cfg, False)
     with pytest.raises(ValueError) as err:
@@ -504,11 +505,11 @@ def test_a_bad_training_setting_is_refused_before_any_data_work(override, messag
 
 
 def test_the_default_training_config_passes_validation():
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from twotower.training.validate import validate_config
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("twotower.conf", version_base="1.3"):
         validate_config(compose(config_name="train"))
 
 

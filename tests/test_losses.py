@@ -1,12 +1,11 @@
 """Each loss computed on hand-made vectors equals its formula; teacher-score checks; InfoNCE across 2 DDP ranks;
-every conf/loss/ file instantiates."""
+every twotower/conf/loss/ file instantiates."""
 
 import math
 import os
 import re
 import socket
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from twotower.conf import CONF_DIR
 from twotower.losses import CombinedLoss, ContrastiveLoss, CosineLoss, DistillKLLoss, MarginMSELoss, TripletLoss
 
 
@@ -67,7 +67,7 @@ def test_bad_temperature_is_refused():
 
 # --- teacher scores and the distillation losses ---------------------------------------------------------------
 
-CONF_LOSS = Path(__file__).resolve().parents[1] / "conf" / "loss"
+CONF_LOSS = CONF_DIR / "loss"
 
 # Two rows, two hard negatives each, in 2-d: every dot product is readable by hand.
 q2 = unit([1.0, 0.0], [0.0, 1.0])
@@ -164,7 +164,7 @@ TEACHER_LOSSES = [MarginMSELoss(), DistillKLLoss()]
 
 @pytest.mark.parametrize("loss", TEACHER_LOSSES, ids=lambda m: m.name)
 def test_missing_teacher_scores_are_refused_by_name(loss):
-    message = rf"loss={loss.name} needs teacher scores: set teacher=\.\.\. \(see conf/teacher\)"
+    message = rf"loss={loss.name} needs teacher scores: set data\.prepare\.teacher"
     with pytest.raises(ValueError, match=message):
         loss(q2, p2, n2)
 
@@ -250,7 +250,7 @@ def test_the_distillation_configs_build_the_documented_classes():
 # --- InfoNCE across DDP ranks ----------------------------------------------------------------------------------
 
 TAU, K, D = 0.1, 2, 5
-# per-rank batch sizes and k; "unequal" is a short last batch, "no_negatives" is data.num_negatives=0
+# per-rank batch sizes and k; "unequal" is a short last batch, "no_negatives" is data.prepare.num_negatives=0
 DDP_CASES = {"equal": ((3, 3), K), "unequal": ((3, 2), K), "no_negatives": ((2, 2), 0)}
 
 

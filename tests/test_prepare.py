@@ -55,6 +55,6 @@ def test_pools_that_cannot_fit_are_refused_before_mining_naming_the_settings(tmp
     import twotower.data.prepare as prepare
 
     monkeypatch.setattr(prepare, "available_memory", lambda: 10_000)  # 10 kB free
-    with pytest.raises(MemoryError, match="lower data.subsample .* data.bm25_depth"):
+    with pytest.raises(MemoryError, match="lower data.prepare.subsample .* data.prepare.bm25_depth"):
         prepare_triplets(toy_split(), PrepareConfig(negatives="bm25", bm25_depth=50), "toy", tmp_path)
     assert not list(tmp_path.glob("shard-*"))

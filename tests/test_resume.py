@@ -14,8 +14,8 @@ from twotower import api
 from twotower.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.batch_size=32", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove", "data.negatives=random",
-        "model.tower.output_dim=16", "eval_max_queries=20"]
+TINY = ["data.batch_size=32", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove",
+        "data.prepare.negatives=random", "model.tower.output_dim=16", "eval_max_queries=20"]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,31 @@ def test_twotower_resume_continues_under_the_runs_own_config(run, small_msmarco,
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
 
+
+
+def test_a_run_from_before_the_prepare_node_still_resumes(run, tmp_path):
+    """Runs written before `data.prepare` existed saved its settings flat (`data.negatives: random`): resuming
+    reads them into the node, and they are not taken for a change of settings."""
+    import shutil
+
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from twotower.data.prepare import PrepareConfig
+    from twotower.training.resume import check_resume, resume_config
+
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    prepare = saved["data"].pop("prepare")
+    layout = ("_target_", "seed", "shard_rows", "row_group_rows")  # not in the data node then
+    saved["data"].update({k: v for k, v in prepare.items() if k not in layout})
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+
+    cfg = resume_config(old, ["trainer.max_epochs=3"])
+    assert cfg.data.prepare.negatives == "random" and "negatives" not in cfg.data
+    assert instantiate(cfg.data).prepare == PrepareConfig(**{k: v for k, v in prepare.items() if k != "_target_"})
+    check_resume(old, OmegaConf.create(OmegaConf.to_container(cfg)))  # the saved flat config is the same run
 
 def test_per_epoch_candidates_check_and_full_corpus_at_the_end(small_msmarco, msmarco_dir, tmp_path):
     """Epochs before the last score each dev query against its BM25 candidates only (cheap); the last one

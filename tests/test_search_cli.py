@@ -11,12 +11,11 @@ import pytest
 
 from twotower import api
 from twotower.cli import main
+from twotower.conf import CONF_DIR
 from twotower.data.msmarco import passage_split, read_qrels, read_run
 from twotower.evaluation.metrics import retrieval_metrics
 from twotower.evaluation.retrieval import evaluate_encoder
 from twotower.models.checkpoint import load_encoder
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def test_index_reports_what_it_built(trained, data, tmp_path, capsys, monkeypatc
 
 def test_an_index_config_file_picks_the_kind(trained, data, tmp_path, capsys):
     assert main(["index", "--ckpt", str(trained.best_checkpoint), "--collection", str(data / "collection.tsv"),
-                 "--out", str(tmp_path / "ivf"), "--config", str(ROOT / "conf" / "index" / "ivf.yaml"),
+                 "--out", str(tmp_path / "ivf"), "--config", str(CONF_DIR / "index" / "ivf.yaml"),
                  "--param", "nprobe=4"]) == 0
     assert json.loads((tmp_path / "ivf" / "manifest.json").read_text())["index"] == {
         "kind": "ivf", "nlist": None, "nprobe": 4, "encoding": "flat", "pq_bytes": 32, "k_factor": 32}

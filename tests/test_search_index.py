@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from twotower.conf import CONF_DIR
 from twotower.data.msmarco import DataFormatError, read_collection
 from twotower.models.build import build_two_tower
 from twotower.models.checkpoint import model_fields, save_checkpoint
@@ -353,6 +354,6 @@ def test_index_kind_configs_match_the_code_defaults():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[1] / "conf" / "index"
+    conf = CONF_DIR / "index"
     for kind in (FlatIndex(), IVFIndex(), HNSWIndex()):
         assert instantiate(OmegaConf.load(conf / f"{kind.kind}.yaml")) == kind

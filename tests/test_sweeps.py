@@ -16,8 +16,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from twotower.conf import CONF_DIR as CONF
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 SEARCHES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml"))
 PARSER = OverridesParser.create()

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def trained(small_msmarco, tiny_bert, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("transformer-run")
     return api.train(["model=transformer", f"model.tower.path={tiny_bert}", "model.tower.output_dim=24",
-                      "model.tower.backbone_lr=1e-4", "optim.lr=1e-3", "data.batch_size=16", "data.num_negatives=2",
-                      "data.doc_max_length=48", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+                      "model.tower.backbone_lr=1e-4", "optim.lr=1e-3", "data.batch_size=16",
+                      "data.prepare.num_negatives=2", "data.doc_max_length=48", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
                       "logger=csv"], config={"data": {"dir": str(small_msmarco)}}, run_dir=run_dir)
 
 

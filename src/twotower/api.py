@@ -17,10 +17,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from twotower.conf import CONF_DIR
 from twotower.training.run import TrainResult
 from twotower.training.run import train as _train
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[str]:

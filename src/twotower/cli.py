@@ -55,7 +55,7 @@ SUBCOMMANDS: list[Subcommand] = [
 
 def configure_emb_opt(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs=argparse.REMAINDER,
-                        help="Hydra overrides for conf/emb_opt/config.yaml, e.g. strategy=rl iterations=40")
+                        help="Hydra overrides for twotower/conf/emb_opt/config.yaml, e.g. strategy=rl iterations=40")
 
 
 def run_emb_opt(args: argparse.Namespace) -> int:
@@ -123,7 +123,7 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collection", required=True, help="collection.tsv (pid<TAB>text), an ms_marco .parquet, or .jsonl")
     parser.add_argument("--out", "--index", dest="out", required=True, help="index folder to create, replace, or add to")
     parser.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"], help="index kind (default: flat, exact)")
-    parser.add_argument("--config", help="an index config (conf/index/*.yaml, with _target_) instead of --kind")
+    parser.add_argument("--config", help="an index config (twotower/conf/index/*.yaml, with _target_) instead of --kind")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="override an index setting, e.g. ef_search=256")
     parser.add_argument("--backend", default="faiss", choices=["faiss", "milvus"], help="where vectors live (default: faiss)")
     parser.add_argument("--milvus-uri", help="Milvus server URI (http://host:19530); default: Milvus Lite in OUT/milvus.db. "

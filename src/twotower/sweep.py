@@ -5,7 +5,7 @@
 
 The jobs are runs, ranked and shown by `twotower.leaderboard` (with a column per swept parameter), and
 `leaderboard.png` holds their per-epoch curves. The parameter plots are Optuna's own (slice and importance,
-`optuna.visualization.matplotlib`), over the sweep's study in `<sweep>/optuna.db` (see conf/hparams_search)
+`optuna.visualization.matplotlib`), over the sweep's study in `<sweep>/optuna.db` (see twotower/conf/hparams_search)
 or, for a sweep without one (Hydra's basic sweeper, another metric), over a study made from the jobs.
 """
 
@@ -58,7 +58,7 @@ def _headline(traceback_text: str) -> str:
 
 
 def _job_order(folder: Path) -> tuple[str, int]:
-    """(launch, job number) of `<num>_<overrides>` (Hydra's default) or `<launch time>_<num>` (conf/hparams_search)."""
+    """(launch, job number) of `<num>_<overrides>` (Hydra's default) or `<launch time>_<num>` (hparams_search)."""
     head = folder.name.partition("_")[0]
     if head.isdigit():
         return "", int(head)
@@ -173,7 +173,7 @@ def plot(jobs: list[RunEntry], metric: str, sweep_dir: str | Path) -> list[Path]
 
 def sqlite_storage(path: str | Path) -> str:
     """`sqlite:///<path>` for the Optuna sweeper's `storage`, creating the folder first: the sweeper opens its
-    study before Hydra creates the sweep folder (conf/hparams_search/optuna.yaml)."""
+    study before Hydra creates the sweep folder (twotower/conf/hparams_search/optuna.yaml)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(path).resolve()}"
 

@@ -120,28 +120,31 @@ class MSMarcoDataModule(L.LightningDataModule):
 
     `source` is `passage` (the official TSVs under `dir`/msmarco-passage) or a path to an HF `ms_marco`
     parquet; `eval_source` likewise for evaluation (default: the passage dev split, the standard one).
-    Batches are tokenised by the model's own towers: `train()` sets `datamodule.model` once the model exists
-    (its vocabulary may be built from `vocabulary_texts()`).
+    `prepare` decides how the triplets are mined and scored (`data.prepare`, a `PrepareConfig` or its fields as
+    a mapping); the other arguments decide how they are loaded. Batches are tokenised by the model's own
+    towers: `train()` sets `datamodule.model` once the model exists (its vocabulary may be built from
+    `vocabulary_texts()`).
+
+        MSMarcoDataModule(prepare=PrepareConfig(negatives="bm25", num_negatives=3, bm25_skip=3), batch_size=64)
     """
 
-    def __init__(self, dir: str | None = None, source: str = "passage",
-                 train_split: str = "train", eval_split: str = "dev", negatives: str = "random",
-                 num_negatives: int = 1, subsample: float = 1.0, run_file: str | None = None,
-                 bm25_depth: int = 50, bm25_skip: int = 0, dense_depth: int = 50, dense_skip: int = 0,
-                 teacher: str | None = None, teacher_margin: float | None = None, batch_size: int = 128,
-                 num_workers: int = 0, shuffle_buffer: int = 10_000, query_max_length: int = 32,
-                 doc_max_length: int = 128, seed: int = 0, triplets_dir: str | None = None,
-                 eval_source: str = "passage", refresh_every: int = 0, teacher_vectors: bool = False) -> None:
+    def __init__(self, dir: str | None = None, source: str = "passage", train_split: str = "train",
+                 eval_split: str = "dev", prepare: PrepareConfig | Mapping[str, Any] | None = None,
+                 batch_size: int = 128, num_workers: int = 0, shuffle_buffer: int = 10_000,
+                 query_max_length: int = 32, doc_max_length: int = 128, seed: int = 0,
+                 triplets_dir: str | None = None, eval_source: str = "passage", refresh_every: int = 0,
+                 teacher_vectors: bool = False) -> None:
         super().__init__()
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
         self.eval_source = eval_source
         self.train_split = train_split
         self.eval_split_name = eval_split
-        self.prepare = PrepareConfig(negatives=negatives, num_negatives=num_negatives, subsample=subsample,
-                                     run_file=run_file, bm25_depth=bm25_depth, bm25_skip=bm25_skip,
-                                     dense_depth=dense_depth, dense_skip=dense_skip, teacher=teacher,
-                                     teacher_margin=teacher_margin, seed=seed)
+        if prepare is None:
+            prepare = PrepareConfig(seed=seed)
+        elif isinstance(prepare, Mapping):
+            prepare = PrepareConfig(**{"seed": seed, **{k: v for k, v in prepare.items() if not k.startswith("_")}})
+        self.prepare = prepare
         self.batch_size = batch_size
         self.refresh_every = refresh_every  # re-mine dense negatives with the model every N epochs (ANCE)
         self.teacher_vectors = teacher_vectors  # collate the teacher's vectors (loss embedding_mse)
@@ -217,7 +220,7 @@ class MSMarcoDataModule(L.LightningDataModule):
         if not self.teacher_vectors:
             return None
         if self.prepare.teacher is None:
-            raise ValueError("data.teacher_vectors=true needs data.teacher")
+            raise ValueError("data.teacher_vectors=true needs data.prepare.teacher")
         if self._teacher is None:
             from twotower.data.scoring import TeacherScores
 

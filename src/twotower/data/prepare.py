@@ -9,7 +9,7 @@ Negatives come from one source or two (`negatives=`):
   + `dense_depth` (ANCE / sentence-transformers' `mine_hard_negatives`);
 * `bm25+dense`: half of each row's negatives from each.
 
-With a `teacher` (see `data.teacher`), every row also carries the teacher's scores of [positive, negatives]
+With a `teacher` (see `data.prepare.teacher`), every row also carries the teacher's scores of [positive, negatives]
 (the `teacher` column: what MarginMSE and KL distil), and `teacher_margin` drops a candidate the teacher scores
 within that margin of the positive (most are unjudged relevant passages: false negatives).
 
@@ -24,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +53,9 @@ SOURCES = ("random", "candidates", "bm25", "dense", "bm25+dense")
 
 @dataclass(frozen=True)
 class PrepareConfig:
+    """How the training triplets are mined and scored: the `data.prepare` node of a training config. Every
+    field (with the input files) keys the cached triplet set, so a changed setting prepares a new one."""
+
     negatives: str = "random"  # random | candidates | bm25 | dense | bm25+dense
     num_negatives: int = 1
     subsample: float = 1.0  # fraction of training queries kept
@@ -59,7 +64,7 @@ class PrepareConfig:
     bm25_skip: int = 0  # skip the top ranks of BM25: unjudged relevant passages hide there
     dense_depth: int = 50
     dense_skip: int = 0
-    teacher: str | None = None  # minilm | a model folder | a twotower .pt (data.teacher)
+    teacher: str | None = None  # minilm | a model folder | a twotower .pt (data.prepare.teacher)
     teacher_margin: float | None = None  # drop candidates the teacher scores ≥ positive − margin
     shard_rows: int = 50_000
     row_group_rows: int = 1_000
@@ -71,15 +76,31 @@ class PrepareConfig:
 
     def check(self) -> None:
         if self.negatives not in SOURCES:
-            raise ValueError(f"data.negatives must be one of {', '.join(SOURCES)}, got {self.negatives!r}")
+            raise ValueError(f"data.prepare.negatives must be one of {', '.join(SOURCES)}, got {self.negatives!r}")
         if not 0 < self.subsample <= 1:
-            raise ValueError(f"data.subsample is a fraction in (0, 1], got {self.subsample}")
+            raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
         if self.num_negatives < 1:
-            raise ValueError(f"data.num_negatives must be at least 1, got {self.num_negatives}")
+            raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
         if "dense" in self.negatives and not self.teacher:
-            raise ValueError("data.negatives=dense mines with a teacher: set data.teacher (e.g. minilm)")
+            raise ValueError("data.prepare.negatives=dense mines with a teacher: set data.prepare.teacher "
+                             "(e.g. minilm)")
         if self.teacher_margin is not None and not self.teacher:
-            raise ValueError("data.teacher_margin filters with the teacher's scores: set data.teacher")
+            raise ValueError("data.prepare.teacher_margin filters with the teacher's scores: set data.prepare.teacher")
+
+
+def nest_prepare(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A `data` config with its prepare settings in the nested `prepare` node. Runs written before that node
+    existed keep them flat (`data.negatives`, `data.teacher`, ...): those are moved in (a nested value wins),
+    `data.seed` seeds the prepare step as it did then, and the fields they never held take their defaults, which
+    they ran with. A nested config comes back unchanged."""
+    data = dict(data)
+    flat = {f.name: data.pop(f.name) for f in fields(PrepareConfig) if f.name != "seed" and f.name in data}
+    if not flat:
+        return data
+    nested = dict(data.get("prepare") or {})
+    data["prepare"] = {"_target_": f"{__name__}.PrepareConfig", **asdict(PrepareConfig()), **flat,
+                       "seed": data.get("seed", 0), **nested}
+    return data
 
 
 def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None,
@@ -150,8 +171,9 @@ def check_memory(n_queries: int, config: PrepareConfig) -> None:
     free = available_memory()
     if free is not None and need > 0.8 * free:
         raise NotEnoughMemory(f"mining negatives for {n_queries:,} queries keeps ~{need / 2**30:.1f} GB of candidate "
-                          f"pools but {free / 2**30:.1f} GB is free: lower data.subsample (now {config.subsample}), "
-                          f"data.bm25_depth / data.dense_depth, or mine in shards (twotower.bm25.mine_shard)")
+                              f"pools but {free / 2**30:.1f} GB is free: lower data.prepare.subsample (now "
+                              f"{config.subsample}), data.prepare.bm25_depth / data.prepare.dense_depth, or mine "
+                              "in shards (twotower.bm25.mine_shard)")
 
 
 def training_qids(split: Split) -> list[str]:
@@ -209,7 +231,8 @@ def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, miner)
         if config.run_file:
             cands = {q: sorted(d, key=d.__getitem__, reverse=True) for q, d in read_run(config.run_file).items()}
         if not cands:
-            raise ValueError("negatives=candidates needs candidate lists: the v1.1 parquet, or `run_file`")
+            raise ValueError("data.prepare.negatives=candidates needs candidate lists: the v1.1 parquet, or "
+                             "data.prepare.run_file")
         return {q: [p for p in cands.get(q, []) if p in split.collection] for q in qids}
     if config.negatives == "bm25":
         return _bm25_pools(split, qids, config)

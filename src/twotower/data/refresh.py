@@ -1,10 +1,10 @@
-"""ANCE-style refresh: re-mine dense negatives with the model being trained, every `refresh_every` epochs.
+"""ANCE-style refresh: re-mine dense negatives with the model being trained, every `data.refresh_every` epochs.
 
 Negatives mined once, by a teacher or BM25, grow easy as the model learns; ANCE (Xiong et al. 2021,
 "Approximate Nearest Neighbor Negative Contrastive Learning for Dense Text Retrieval") re-mines them with the
 current model. Here rank 0 encodes the training corpus and queries with the model, mines ranks
-`dense_skip` .. + `dense_depth`, draws negatives (teacher scores still come from the cached teacher vectors,
-and the teacher margin still filters false negatives) and writes a new triplet set under the run folder; the
+`data.prepare.dense_skip` .. + `dense_depth`, draws negatives (teacher scores still come from the cached teacher
+vectors, and the teacher margin still filters false negatives) and writes a new triplet set under the run folder; the
 other ranks wait at a barrier and then read it. Lightning rebuilds the loader because the trainer has
 `reload_dataloaders_every_n_epochs` equal to `refresh_every` (checked).
 """

@@ -1,6 +1,6 @@
-"""Teacher scores of a training split: what the prepare step asks a teacher (`data.teacher`).
+"""Teacher scores of a training split: what the prepare step asks a teacher (`data.prepare.teacher`).
 
-A bi-encoder teacher's query and passage vectors are computed once (cached, resumable; see `data.teacher`);
+A bi-encoder teacher's query and passage vectors are computed once (cached, resumable; see `data.prepare.teacher`);
 every score is then an inner product of two cached rows, and dense mining is an exact inner-product search
 over the passage vectors. A cross-encoder teacher scores each (query, passage) pair it is asked about and
 cannot mine.
@@ -61,7 +61,7 @@ class TeacherScores:
     def mine(self, qids: list[str], skip: int, depth: int) -> dict[str, list[str]]:
         """Each query's passages ranked `skip` .. `skip + depth` by the teacher (exact inner product)."""
         if not self.bi_encoder:
-            raise ValueError("a cross-encoder teacher cannot mine negatives: use data.negatives=bm25 with it, "
+            raise ValueError("a cross-encoder teacher cannot mine negatives: use data.prepare.negatives=bm25 with it, "
                              "or a bi-encoder teacher (minilm, a sentence-transformers folder, a .pt)")
         return VectorMiner(self.queries, self.passages, self.corpus, self.query_row).mine(qids, skip, depth)
 

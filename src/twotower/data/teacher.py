@@ -118,12 +118,12 @@ def load_teacher(spec: str) -> Teacher | CrossEncoderTeacher:
         return _sentence_transformer_teacher(minilm_path(), "minilm")
     path = Path(spec).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"teacher not found: {path} (data.teacher takes `minilm`, a sentence-transformers "
-                                "or cross-encoder model folder, or a twotower .pt checkpoint)")
+        raise FileNotFoundError(f"teacher not found: {path} (data.prepare.teacher takes `minilm`, a "
+                                "sentence-transformers or cross-encoder model folder, or a twotower .pt checkpoint)")
     if path.is_file():
         return _checkpoint_teacher(path)
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-        raise ValueError(f"{path} is not a model folder (no config.json or modules.json): data.teacher")
+        raise ValueError(f"{path} is not a model folder (no config.json or modules.json): data.prepare.teacher")
     if _is_cross_encoder(path):
         from sentence_transformers import CrossEncoder
 

@@ -57,7 +57,7 @@ class DeepMemory:
         `relevance[i]` lists `(doc_id, score)` pairs for `queries[i]`, scores in [0, 1] (0: not relevant).
         Settings (`batch_size`, `learning_rate`, `epochs`, `validation_split`, `early_stopping_patience`,
         `inference_batch_size`, `adapter={...}`, ...) override `TrainingSettings` (and
-        `conf/deep_memory/<config or default>.yaml`). Bad input raises here, before any job exists.
+        `twotower/conf/deep_memory/<config or default>.yaml`). Bad input raises here, before any job exists.
         """
         checked = check_relevance(self.store, queries, relevance, unknown_ids)
         queries, rows, weights = checked.queries, checked.rows, checked.weights

@@ -1,7 +1,7 @@
 """Deep Memory's training settings: their defaults (here, and only here), overrides, and checks.
 
 `TrainingSettings.load(overrides, config)` starts from these defaults, merges a Hydra config file from
-`conf/deep_memory/` when one is named (or `default.yaml`, which only overrides), then the per-job overrides.
+`twotower/conf/deep_memory/` when one is named (or `default.yaml`, which only overrides), then the per-job overrides.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from twotower.conf import CONF_DIR as PACKAGE_CONF
 from twotower.deep_memory.adapter import QueryAdapter
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "deep_memory"
+CONF_DIR = PACKAGE_CONF / "deep_memory"
 ADAPTER = "twotower.deep_memory.adapter.QueryAdapter"
 
 
@@ -56,7 +57,8 @@ class TrainingSettings:
 
     @classmethod
     def load(cls, overrides: dict | None = None, config: str | Path | None = None) -> TrainingSettings:
-        """These defaults, then the Hydra config `conf/deep_memory/<config or default>.yaml`, then `overrides`."""
+        """These defaults, then the Hydra config `twotower/conf/deep_memory/<config or default>.yaml`, then
+        `overrides`."""
         base = OmegaConf.structured(cls)
         path = Path(config) if config and Path(config).suffix else CONF_DIR / f"{config or 'default'}.yaml"
         if path.exists():

@@ -1,4 +1,4 @@
-"""Run an embedding-optimisation search from the Hydra config in conf/emb_opt/.
+"""Run an embedding-optimisation search from the Hydra config in twotower/conf/emb_opt/.
 
     python -m twotower.emb_opt.cli                       # synthetic problem, beam strategy
     python -m twotower.emb_opt.cli strategy=rl iterations=60 max_calls=null
@@ -21,6 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from twotower.atomic import atomic_path
+from twotower.conf import CONF_DIR as PACKAGE_CONF
 from twotower.emb_opt.log import SearchLog
 from twotower.emb_opt.plots import plot_best_so_far, plot_trajectories
 from twotower.emb_opt.runner import Runner, SearchInterrupted, check_max_calls
@@ -29,7 +30,7 @@ from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
 from twotower.npy import load_npy
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf" / "emb_opt"
+CONF_DIR = PACKAGE_CONF / "emb_opt"
 
 
 def build_runner(cfg: DictConfig) -> Runner:

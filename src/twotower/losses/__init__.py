@@ -5,7 +5,7 @@ Every loss is called as `loss(q, p, n, teacher=None)`, where `teacher` (B, 1 + k
 others ignore it. `EmbeddingMSELoss` (`needs_teacher_vectors = True`) also takes `teacher_vectors`, the
 teacher's own vectors of the batch's queries and passages.
 
-One loss per module, each a small `nn.Module` whose docstring holds its maths; configs in `conf/loss/` name
+One loss per module, each a small `nn.Module` whose docstring holds its maths; configs in `twotower/conf/loss/` name
 the class they build.
 """
 

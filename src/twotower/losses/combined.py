@@ -14,7 +14,7 @@ class CombinedLoss(nn.Module):
         CombinedLoss(losses={"contrastive": ContrastiveLoss(), "kl": DistillKLLoss()},
                      weights={"contrastive": 1.0, "kl": 1.0})
 
-    or, from Hydra, `conf/loss/combined.yaml` whose `losses` entries each carry their own `_target_`.
+    or, from Hydra, `twotower/conf/loss/combined.yaml` whose `losses` entries each carry their own `_target_`.
 
     Inputs: L2-normalised q (B, d), p (B, d), n (B, k, d) and `teacher` (B, 1 + k) or None, all passed to
     every part. It raises ValueError when a part needs teacher scores and `teacher` is None.
@@ -50,7 +50,7 @@ class CombinedLoss(nn.Module):
             needy = [name for name, loss in self.losses.items() if getattr(loss, "needs_teacher", False)]
             if needy:
                 raise ValueError(f"loss={self.name} (its part {', '.join(needy)}) needs teacher scores: "
-                                 "set teacher=... (see conf/teacher)")
+                                 "set data.prepare.teacher (minilm, a model folder or a .pt)")
         # Only the parts that regress onto the teacher's vectors (embedding_mse) take them.
         parts = {name: loss(q, p, n, teacher=teacher, teacher_vectors=teacher_vectors)
                  if getattr(loss, "needs_teacher_vectors", False) else loss(q, p, n, teacher=teacher)

@@ -31,7 +31,7 @@ class EmbeddingMSELoss(nn.Module):
     def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None,
                 teacher_vectors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if teacher_vectors is None:
-            raise ValueError("loss embedding_mse needs the teacher's vectors: set data.teacher and "
+            raise ValueError("loss embedding_mse needs the teacher's vectors: set data.prepare.teacher and "
                              "data.teacher_vectors=true")
         docs = torch.cat([p, n.reshape(-1, n.shape[-1])])
         tq, td = teacher_vectors["query"].to(q.dtype), teacher_vectors["documents"].to(q.dtype)

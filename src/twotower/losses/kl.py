@@ -38,7 +38,7 @@ class DistillKLLoss(nn.Module):
 
     No τ_s² factor (Hinton et al.) is applied: the gradient with respect to the student score s_ij is
     (P_s(ij) − P_t(ij)) / (B τ_s), the same scale as InfoNCE's (P(ij) − 1[j = positive]) / (B τ), which is why
-    `conf/loss/combined.yaml` weighs the two 1.0 each. (sentence-transformers' `DistillKLDivLoss` multiplies by
+    `twotower/conf/loss/combined.yaml` weighs the two 1.0 each. (sentence-transformers' `DistillKLDivLoss` multiplies by
     τ_s², which for τ_s = 0.05 shrinks this loss 400-fold next to InfoNCE.)
 
     References: Hinton et al. 2015 "Distilling the Knowledge in a Neural Network"; Lin et al. 2020

@@ -1,6 +1,6 @@
 """Build a `TwoTower` from a tower constructor, and rebuild one from a checkpoint through an allow-list.
 
-Training builds towers from the configs we ship (`conf/model/*`, Hydra partials). A checkpoint is a file a
+Training builds towers from the configs we ship (`twotower/conf/model/*`, Hydra partials). A checkpoint is a file a
 user passes in: the class it names is looked up in `TOWERS`, our own towers under their current and former
 paths, and anything else is refused, so a crafted `.pt` cannot make loading call an arbitrary function.
 """

@@ -21,7 +21,7 @@ class TwoTowerModule(L.LightningModule):
     """Wraps the towers, the loss, AdamW and its schedule.
 
     `optimizer` and `scheduler` are Hydra partials: `optimizer(params)` and
-    `scheduler(optimizer, total_steps=...)` (see `conf/optim/` and `conf/scheduler/`). Each tower gives its
+    `scheduler(optimizer, total_steps=...)` (see `twotower/conf/optim/` and `twotower/conf/scheduler/`). Each tower gives its
     parameter groups (a transformer's backbone may learn at its own rate).
     """
 

@@ -1,7 +1,7 @@
 """Index kinds: exact (`flat`), inverted lists (`ivf`), graph (`hnsw`), each with its tuning knobs.
 
 A kind is a small dataclass that knows how to make itself in faiss and in Milvus, so both backends read the
-same settings. `conf/index/<kind>.yaml` holds the same defaults with a Hydra-style `_target_` (read by
+same settings. `twotower/conf/index/<kind>.yaml` holds the same defaults with a Hydra-style `_target_` (read by
 `kind_from_config`, which accepts only the kinds here); the CLI's `--kind` picks one and `--param key=value`
 overrides a field.
 
@@ -131,7 +131,7 @@ def make_kind(kind: str, **params: Any) -> IndexKind:
 
 
 def kind_from_config(path: str | Path, **overrides: Any) -> IndexKind:
-    """The kind an index config file describes (`conf/index/*.yaml`), with `overrides` applied.
+    """The kind an index config file describes (`twotower/conf/index/*.yaml`), with `overrides` applied.
 
     Its `_target_` must name one of the kinds above: the file is read as data, never imported as code, so an
     index config (or a manifest) from elsewhere cannot make this process run anything else.

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from twotower.data.prepare import nest_prepare
+
 # Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
 # monitored otherwise.
 MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.devices", "trainer.accelerator",
@@ -42,13 +44,20 @@ def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -
     return out
 
 
+def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config in today's layout: a run from before `data.prepare` had its prepare settings flat."""
+    if isinstance(saved.get("data"), dict):
+        saved["data"] = nest_prepare(saved["data"])
+    return saved
+
+
 def check_resume(run_dir: Path, cfg: DictConfig) -> None:
     """Before a run with `ckpt_path` writes anything into an existing run folder: its settings must be the
     saved ones (a changed `trainer.max_epochs` and the like excepted)."""
     saved_path = run_dir / "config.yaml"
     if not cfg.get("ckpt_path") or not saved_path.exists():
         return
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    saved = _upgraded(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
     if differences:
         raise ResumeConflict(f"resuming {run_dir} under other settings: {'; '.join(differences[:3])}"
@@ -64,7 +73,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     for path, what in ((saved, "config.yaml"), (last, "checkpoints/last.ckpt")):
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
-    cfg = OmegaConf.load(saved)
+    cfg = OmegaConf.create(_upgraded(OmegaConf.to_container(OmegaConf.load(saved))))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:

@@ -96,7 +96,7 @@ def train(cfg: DictConfig) -> TrainResult:
     except torch.cuda.OutOfMemoryError:
         raise OutOfMemory(
             f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), data.doc_max_length (now "
-            f"{cfg.data.doc_max_length}) or data.num_negatives (now {cfg.data.num_negatives}), or set "
+            f"{cfg.data.doc_max_length}) or data.prepare.num_negatives (now {cfg.data.prepare.num_negatives}), or set "
             "model.tower.gradient_checkpointing=true (transformer towers) or trainer.precision=bf16-mixed") from None
 
     metrics_path = run_dir / "metrics.json"

@@ -19,18 +19,19 @@ def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first setting that is out of range or of the wrong type."""
     _whole(cfg, "trainer.max_epochs", minimum=1, allow_none=True, also=(-1,))  # Lightning: -1 or null, no limit
     _whole(cfg, "data.batch_size", minimum=1)
-    _whole(cfg, "data.num_negatives", minimum=0 if _in_batch_loss(cfg) else 1,
+    _whole(cfg, "data.prepare.num_negatives", minimum=0 if _in_batch_loss(cfg) else 1,
            why=None if _in_batch_loss(cfg) else "(0 is allowed only with loss=contrastive and loss.in_batch=true)")
     _whole(cfg, "eval_max_queries", minimum=1, allow_none=True, none_means="every judged query")
-    subsample = _number(cfg, "data.subsample")
+    subsample = _number(cfg, "data.prepare.subsample")
     if subsample is not None and not 0 < subsample <= 1:
-        raise ValueError(f"data.subsample must be in (0, 1] (the share of training queries used), got {subsample!r}")
+        raise ValueError(f"data.prepare.subsample must be in (0, 1] (the share of training queries used), "
+                         f"got {subsample!r}")
     lr = _number(cfg, "optim.lr")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"optim.lr must be a finite number > 0, got {lr!r}")
-    negatives = _get(cfg, "data.negatives")
+    negatives = _get(cfg, "data.prepare.negatives")
     if negatives is not _MISSING and negatives not in NEGATIVES:
-        raise ValueError(f"data.negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+        raise ValueError(f"data.prepare.negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
 
 
 _MISSING = object()

@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from twotower.errors import user_errors
+from twotower.evaluation.baselines import build_baselines
 from twotower.evaluation.evaluate import check_settings, evaluate, load_eval_split, print_table, write_metrics
 
 
@@ -18,9 +19,10 @@ from twotower.evaluation.evaluate import check_settings, evaluate, load_eval_spl
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     with user_errors(trace_dir=out_dir):
-        check_settings(cfg.ckpt, list(cfg.baselines), cfg.max_queries, cfg.k)
+        baselines = build_baselines(cfg.baselines)  # baselines=[bm25,minilm]: configs of conf/baselines/
+        check_settings(cfg.ckpt, baselines, cfg.max_queries, cfg.k)
         split = load_eval_split(cfg.data.dir, cfg.data.split, cfg.data.collection, cfg.data.queries, cfg.data.qrels)
-        results = evaluate(split, cfg.ckpt, list(cfg.baselines), cfg.max_queries, cfg.k, cfg.device)
+        results = evaluate(split, cfg.ckpt, baselines, cfg.max_queries, cfg.k, cfg.device)
         print_table(results)
         out = write_metrics(out_dir / "metrics.json", results)
         print(f"metrics written to {out}")

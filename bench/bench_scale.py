@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_QPS = 43.0  # today's `_bm25_pools`: 30k queries in 705 s at 300k passages, one thread
+BASELINE_QPS = 43.0  # the first BM25 mining (`prepare._bm25_pools`, before twotower.bm25): 30k queries in 705 s at 300k passages, one thread
 TARGET_SPEEDUP = 20
 EVAL_TARGET_GB = 1.5
 
@@ -131,7 +131,7 @@ def stage_bm25_backends(size: int, args) -> dict:
 
 
 def stage_bm25_old(size: int, args) -> dict:
-    """Today's `_bm25_pools`, verbatim in substance: everything tokenised and indexed in memory, one thread."""
+    """The first BM25 mining (`prepare._bm25_pools` before twotower.bm25), verbatim in substance: everything tokenised and indexed in memory, one thread."""
     import bm25s
 
     from twotower.data.msmarco import read_collection, read_queries

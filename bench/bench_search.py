@@ -146,16 +146,17 @@ def bench_random(n: int, n_queries: int, console) -> list[tuple]:
 
 def bench_baselines(quick: bool, console) -> list[tuple]:
     from twotower.data.msmarco import passage_split
-    from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
+    from twotower.evaluation.baselines import DenseBaseline, load_baseline
 
     split = passage_split("dev")
     rows = []
     for name in ("bm25", "minilm"):
-        if name == "minilm" and quick and not minilm_cache_path(split.collection).exists():
+        baseline = load_baseline(name)  # conf/baselines/<name>.yaml, as `evaluate.py baselines=[...]` builds it
+        if isinstance(baseline, DenseBaseline) and quick and not baseline.cache_path(split.collection).exists():
             rows.append(("baselines", "minilm MRR@10", "skipped (--quick, corpus not cached)", "0.531 ± 0.005", None))
             continue
         started = time.perf_counter()
-        result = evaluate_baseline(name, split)
+        result = baseline.evaluate(split)
         seconds = time.perf_counter() - started
         mrr = result.metrics["mrr@10"]
         rows.append(("baselines", f"{name} MRR@10 ({result.num_queries} queries, {seconds:.0f} s)", f"{mrr:.4f}",

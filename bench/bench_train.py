@@ -94,8 +94,8 @@ def run_experiment(experiment: str) -> dict:
 
 def encoding_speed(checkpoints: dict[str, str], texts: list[str]) -> dict[str, float]:
     """Passages/s of each checkpoint and of all-MiniLM-L6-v2 on the same texts, in this one process."""
-    from twotower.evaluation.baselines import load_minilm
     from twotower.models.checkpoint import load_encoder
+    from twotower.models.pretrained import load_minilm
 
     speeds = {}
     for name, path in checkpoints.items():

@@ -1,11 +1,11 @@
-"""BM25 and zero-shot MiniLM baselines, scored the same way as a checkpoint (`EvalResult`)."""
+"""BM25 and zero-shot MiniLM baselines, scored the same way as a checkpoint (`EvalResult`); each is a class built
+from its shipped config."""
 
 import numpy as np
 import pytest
 
 from twotower.data.msmarco import Split, passage_split
-from twotower.evaluation import baselines
-from twotower.evaluation.baselines import evaluate_baseline, minilm_cache_path
+from twotower.evaluation.baselines import BM25Baseline, DenseBaseline, load_baseline
 
 # The figures measured in ../shared/data/README.md (480 dev queries, 24,372 passages).
 README = {"bm25": {"mrr@10": 0.321, "recall@10": 0.679, "ndcg@10": 0.407},
@@ -28,7 +28,7 @@ def tiny_split() -> Split:
 
 
 def test_bm25_ranks_the_passage_sharing_the_query_words_first(tiny_split):
-    result = evaluate_baseline("bm25", tiny_split, progress=False)
+    result = load_baseline("bm25").evaluate(tiny_split, progress=False)
 
     assert result.ranking["q1"][0] == "p1" and result.ranking["q2"][0] == "p3"
     assert result.num_queries == 3 and "q4" not in result.ranking  # only judged queries are scored
@@ -38,16 +38,19 @@ def test_bm25_ranks_the_passage_sharing_the_query_words_first(tiny_split):
 
 def test_minilm_understands_what_bm25_cannot_and_caches_the_corpus(tiny_split, monkeypatch):
     # "share prices drop" shares no word with "stock market fell ... shares" except by meaning.
-    result = evaluate_baseline("minilm", tiny_split, progress=False)
+    minilm = load_baseline("minilm")
+    assert minilm == DenseBaseline(model="minilm", batch_size=64)
+    result = minilm.evaluate(tiny_split, progress=False)
     assert result.metrics["mrr@10"] == 1.0
-    cache = minilm_cache_path(tiny_split.collection)
+    cache = minilm.cache_path(tiny_split.collection)
     assert cache.name.startswith("minilm_") and len(cache.stem) == len("minilm_") + 12 and cache.exists()
     assert np.allclose(np.linalg.norm(np.load(cache), axis=1), 1.0, atol=1e-5)
 
     encoded = []
-    real_encode = baselines._encode
-    monkeypatch.setattr(baselines, "_encode", lambda model, texts: encoded.append(len(texts)) or real_encode(model, texts))
-    again = evaluate_baseline("minilm", tiny_split, progress=False)
+    real_encode = DenseBaseline.encode
+    monkeypatch.setattr(DenseBaseline, "encode",
+                        lambda self, model, texts: encoded.append(len(texts)) or real_encode(self, model, texts))
+    again = minilm.evaluate(tiny_split, progress=False)
     assert encoded == [3]  # the three judged queries; the corpus came from the cache
     assert again.ranking == result.ranking
 
@@ -56,37 +59,53 @@ def test_the_cache_key_changes_when_any_passage_changes(tiny_split):
     edited = dict(tiny_split.collection, p5="Photosynthesis converts light into sugar.")
     reordered = dict(reversed(list(tiny_split.collection.items())))
 
-    assert minilm_cache_path(edited) != minilm_cache_path(tiny_split.collection)
-    assert minilm_cache_path(reordered) == minilm_cache_path(tiny_split.collection)
+    cache_path = DenseBaseline(model="minilm").cache_path
+    assert cache_path(edited) != cache_path(tiny_split.collection)
+    assert cache_path(reordered) == cache_path(tiny_split.collection)
+
+
+def test_any_sentence_transformers_folder_is_a_dense_baseline_cached_under_its_own_key(tiny_split, tiny_bert):
+    dense = DenseBaseline(model=str(tiny_bert), batch_size=8)
+    result = dense.evaluate(tiny_split, progress=False)
+
+    assert result.num_queries == 3 and all(len(r) == 5 for r in result.ranking.values())
+    assert dense.cache_path(tiny_split.collection).name.startswith(f"st-{tiny_bert.name}_")
+    assert dense.cache_path(tiny_split.collection) != DenseBaseline().cache_path(tiny_split.collection)
 
 
 def test_max_queries_and_k_limit_the_work(small_msmarco):
     split = passage_split("dev", small_msmarco / "msmarco-passage")
-    result = evaluate_baseline("bm25", split, max_queries=10, k=20, progress=False)
+    result = BM25Baseline().evaluate(split, max_queries=10, k=20, progress=False)
 
     assert result.num_queries == 10 and len(result.ranking) == 10
     assert all(len(r) == 20 for r in result.ranking.values())
     assert set(result.metrics) >= {"mrr@10", "recall@1", "recall@5", "recall@10", "ndcg@10", "map"}
 
 
-def test_an_unknown_baseline_is_named_with_the_choices(tiny_split):
+def test_an_unknown_baseline_is_named_with_the_choices(tmp_path):
     with pytest.raises(ValueError, match="unknown baseline 'bm42'.*bm25, minilm"):
-        evaluate_baseline("bm42", tiny_split)
+        load_baseline("bm42")
+    # A name picks one of the configs we ship, never a file elsewhere.
+    with pytest.raises(ValueError, match="unknown baseline"):
+        load_baseline(str(tmp_path / "bm25"))
+    with pytest.raises(FileNotFoundError, match="baselines.<name>.model takes `minilm` or a sentence-transformers"):
+        DenseBaseline(model=str(tmp_path / "nowhere"))
 
 
 def test_bm25_reproduces_the_readme_figures_on_the_full_dev_set(msmarco_dir):
-    result = evaluate_baseline("bm25", passage_split("dev", msmarco_dir / "msmarco-passage"), progress=False)
+    result = load_baseline("bm25").evaluate(passage_split("dev", msmarco_dir / "msmarco-passage"), progress=False)
 
     assert result.num_queries == 480 and result.num_passages == 24_372
     for metric, expected in README["bm25"].items():
         assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric
+    assert result.metrics["mrr@10"] == pytest.approx(0.32199, abs=1e-5)  # exactly what evaluate.py has measured
 
 
 @pytest.mark.slow
 def test_minilm_reproduces_the_readme_figures_on_the_full_dev_set(msmarco_dir, monkeypatch):
     # The project's own cache (outputs/cache): the corpus encode takes ~10 minutes once, then seconds.
     monkeypatch.delenv("TWOTOWER_CACHE", raising=False)
-    result = evaluate_baseline("minilm", passage_split("dev", msmarco_dir / "msmarco-passage"))
+    result = load_baseline("minilm").evaluate(passage_split("dev", msmarco_dir / "msmarco-passage"))
 
     for metric, expected in README["minilm"].items():
         assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric

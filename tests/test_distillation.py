@@ -7,6 +7,7 @@ import pytest
 
 from twotower import api
 from twotower.data.msmarco import passage_split
+from twotower.data.negatives import BM25Negatives, DenseNegatives
 from twotower.data.prepare import PrepareConfig, prepare_triplets, triplet_files
 from twotower.data.teacher import load_teacher
 
@@ -21,7 +22,8 @@ def rows_of(out):
 
 
 def test_teacher_scores_travel_with_the_ids_they_score(split, tiny_bert, tmp_path):
-    config = PrepareConfig(negatives="bm25", num_negatives=3, bm25_depth=20, teacher=str(tiny_bert), subsample=0.2)
+    config = PrepareConfig(negatives=BM25Negatives(depth=20), num_negatives=3, teacher=str(tiny_bert),
+                           subsample=0.2)
     rows = rows_of(prepare_triplets(split, config, "small", tmp_path / "t"))
     teacher = load_teacher(str(tiny_bert))
     for row in rows[:10]:  # recomputed from scratch, text by text
@@ -31,7 +33,7 @@ def test_teacher_scores_travel_with_the_ids_they_score(split, tiny_bert, tmp_pat
 
 
 def test_dense_negatives_come_from_the_teachers_rank_window_and_are_never_relevant(split, tiny_bert, tmp_path):
-    config = PrepareConfig(negatives="dense", num_negatives=4, dense_skip=2, dense_depth=10, teacher=str(tiny_bert),
+    config = PrepareConfig(negatives=DenseNegatives(depth=10, skip=2), num_negatives=4, teacher=str(tiny_bert),
                            subsample=0.2)
     out = prepare_triplets(split, config, "small", tmp_path / "d")
     teacher = load_teacher(str(tiny_bert))
@@ -48,7 +50,7 @@ def test_dense_negatives_come_from_the_teachers_rank_window_and_are_never_releva
 
 
 def test_the_margin_drops_what_the_teacher_scores_near_the_positive(split, tiny_bert, tmp_path):
-    config = PrepareConfig(negatives="dense", num_negatives=2, dense_depth=30, teacher=str(tiny_bert),
+    config = PrepareConfig(negatives=DenseNegatives(depth=30, skip=0), num_negatives=2, teacher=str(tiny_bert),
                            teacher_margin=0.0, subsample=0.2)
     rows = rows_of(prepare_triplets(split, config, "small", tmp_path / "m"))
     from twotower.data.scoring import TeacherScores
@@ -108,7 +110,7 @@ def test_non_finite_teacher_scores_are_refused_with_the_row(split, tiny_bert, tm
 
 
 def test_a_tiny_distillation_run(small_msmarco, tiny_bert, tmp_path):
-    result = api.train(["model=mean", "tokenizer=glove", "loss=combined", "data.prepare.negatives=bm25+dense",
+    result = api.train(["model=mean", "tokenizer=glove", "loss=combined", "negatives=bm25+dense",
                         f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=4",
                         "data.prepare.teacher_margin=0.0", "data.batch_size=32",
                         "trainer.max_epochs=1", "trainer.limit_train_batches=4", "logger=csv"],
@@ -118,7 +120,7 @@ def test_a_tiny_distillation_run(small_msmarco, tiny_bert, tmp_path):
 
 
 def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_bert, tmp_path):
-    common = ["model=mean", "tokenizer=glove", "loss=kl", "data.prepare.negatives=dense",
+    common = ["model=mean", "tokenizer=glove", "loss=kl", "negatives=dense",
               f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=2",
               "data.batch_size=32", "trainer.limit_train_batches=2", "logger=csv",
               "data.refresh_every=1", "data.prepare.subsample=0.3", "eval_max_queries=10"]
@@ -133,7 +135,7 @@ def test_ance_refresh_re_mines_with_the_model_being_trained(small_msmarco, tiny_
 
 
 def test_the_student_regresses_onto_the_teachers_vectors(small_msmarco, tiny_bert, tmp_path):
-    result = api.train(["model=mean", "tokenizer=glove", "loss=distill", "data.prepare.negatives=bm25",
+    result = api.train(["model=mean", "tokenizer=glove", "loss=distill", "negatives=bm25",
                         f"data.prepare.teacher={tiny_bert}", "data.prepare.num_negatives=2",
                         "data.teacher_vectors=true", "model.tower.output_dim=32", "data.batch_size=32",
                         "trainer.max_epochs=1", "trainer.limit_train_batches=3", "logger=csv"],

@@ -78,7 +78,7 @@ def test_training_from_the_hugging_face_parquet(msmarco_dir, tmp_path):
     """v1.1 rows: each query's own unselected passages are its hard negatives (negatives=candidates)."""
     sample = msmarco_dir / "msmarco-v1.1-sample" / "train-sample.parquet"
     result = api.train(["tokenizer=glove", "logger=csv", "trainer.max_epochs=1", "data.batch_size=16",
-                        f"data.source={sample}", f"data.eval_source={sample}", "data.prepare.negatives=candidates",
+                        f"data.source={sample}", f"data.eval_source={sample}", "negatives=candidates",
                         "data.prepare.num_negatives=2"], run_dir=tmp_path)
     assert result.metrics["epochs"][0]["train_loss"] > 0
     assert 0 < result.best["recall@100"] <= 1

@@ -30,7 +30,7 @@ def test_every_experiment_runs_one_batch(experiment, small_msmarco, tiny_bert, t
     assert result.trainer.state.finished
 
 
-@pytest.mark.parametrize("group", ["model", "loss", "tokenizer", "optim", "scheduler"])
+@pytest.mark.parametrize("group", ["model", "loss", "tokenizer", "optim", "scheduler", "negatives"])
 def test_every_option_of_a_group_instantiates(group, tiny_bert):
     for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
         cfg = compose([f"{group}={option}"])
@@ -41,6 +41,26 @@ def test_every_option_of_a_group_instantiates(group, tiny_bert):
             continue  # distils MiniLM (20 s): run by the experiments that use it
         built = instantiate(node)
         assert built is not None or option == "none", f"{group}={option}"
+        if group == "negatives":  # what the prepare step gets: the same source, under data.prepare
+            assert instantiate(cfg.data).prepare.negatives == built and built.name == option
+
+
+def test_every_baseline_builds_from_its_config():
+    """`python evaluate.py baselines=[bm25,minilm]` composes one node per baseline, each a class of ours."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from twotower.evaluation.baselines import Baseline, baseline_names, build_baselines, load_baseline
+
+    names = sorted(p.stem for p in (CONF / "baselines").glob("*.yaml"))
+    assert names == baseline_names() and {"bm25", "minilm"} <= set(names)
+    with initialize_config_module("twotower.conf", version_base="1.3"):
+        every = hydra_compose("evaluate", overrides=[f"baselines=[{','.join(names)}]"])
+        smaller = hydra_compose("evaluate", overrides=["baselines=[minilm]", "baselines.minilm.batch_size=8"])
+    built = build_baselines(every.baselines)
+    assert list(built) == names and all(isinstance(b, Baseline) for b in built.values())
+    assert built == {name: load_baseline(name) for name in names}
+    assert build_baselines(smaller.baselines)["minilm"].batch_size == 8
 
 
 def test_the_configs_ship_inside_the_package_and_build_the_prepare_step():
@@ -51,6 +71,7 @@ def test_the_configs_ship_inside_the_package_and_build_the_prepare_step():
 
     import twotower
     from twotower.data.datamodule import MSMarcoDataModule
+    from twotower.data.negatives import BM25Negatives
     from twotower.data.prepare import PrepareConfig
 
     assert CONF.parent == Path(twotower.__file__).parent and (CONF / "train.yaml").is_file()
@@ -59,8 +80,8 @@ def test_the_configs_ship_inside_the_package_and_build_the_prepare_step():
     assert cfg.data.prepare._target_ == "twotower.data.prepare.PrepareConfig"
     datamodule = instantiate(cfg.data)  # reads nothing yet
     assert isinstance(datamodule, MSMarcoDataModule)
-    assert datamodule.prepare == PrepareConfig(negatives="bm25", num_negatives=2, subsample=0.1, bm25_skip=3,
-                                               dense_skip=3, seed=cfg.seed)
+    assert datamodule.prepare == PrepareConfig(negatives=BM25Negatives(depth=50, skip=3), num_negatives=2,
+                                               subsample=0.1, seed=cfg.seed)
     assert datamodule.batch_size == 64 and "negatives" not in cfg.data  # loader settings stay on the DataModule
 
 

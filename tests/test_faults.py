@@ -488,7 +488,9 @@ def test_disk_full_during_a_build_keeps_the_previous_index_serving(index, checkp
     ("optim.lr=-0.1", "optim.lr must be a finite number > 0"),
     ("optim.lr=nan", "optim.lr must be a finite number > 0"),
     ("eval_max_queries=-1", "eval_max_queries must be >= 1 or null"),
-    ("data.prepare.negatives=hard", "data.prepare.negatives must be one of random, candidates, bm25, dense"),
+    ("data.prepare.negatives=dense", "data.prepare.negatives=dense names no source: choose one with negatives=NAME "
+                                     "(bm25, bm25+dense, candidates, dense, random), e.g. negatives=dense"),
+    ("negatives.depth=0", "negatives.depth must be a whole number >= 1, got 0 (BM25Negatives)"),
 ])
 def test_a_bad_training_setting_is_refused_before_any_data_work(override, message):
     from hydra import compose, initialize_config_module

@@ -15,5 +15,5 @@ def test_out_of_memory_suggests_the_settings_to_lower(small_msmarco, tmp_path, m
 
     monkeypatch.setattr(lightning.Trainer, "fit", fit)
     with pytest.raises(OutOfMemory, match=r"data.batch_size \(now 8\).*gradient_checkpointing=true"):
-        api.train(["data.batch_size=8", "logger=csv", "tokenizer=glove", "data.prepare.negatives=random"],
+        api.train(["data.batch_size=8", "logger=csv", "tokenizer=glove", "negatives=random"],
                   config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)

@@ -15,7 +15,7 @@ from twotower.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "trainer.limit_train_batches=4", "logger=csv", "tokenizer=glove",
-        "data.prepare.negatives=random", "model.tower.output_dim=16", "eval_max_queries=20"]
+        "negatives=random", "model.tower.output_dim=16", "eval_max_queries=20"]
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,17 @@ def test_twotower_resume_continues_under_the_runs_own_config(run, small_msmarco,
 
 
 
-def test_a_run_from_before_the_prepare_node_still_resumes(run, tmp_path):
-    """Runs written before `data.prepare` existed saved its settings flat (`data.negatives: random`): resuming
-    reads them into the node, and they are not taken for a change of settings."""
+@pytest.mark.parametrize("layout", ["flat", "named"])
+def test_a_run_of_an_older_layout_still_resumes(run, tmp_path, layout):
+    """Runs written before `data.prepare` existed saved its settings flat (`data.negatives: bm25`,
+    `data.bm25_depth: 20`); runs written before negative sources were classes named theirs inside the node
+    (`data.prepare.negatives: bm25`). Resuming upgrades both, and neither is taken for a change of settings."""
     import shutil
 
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from twotower.data.negatives import BM25Negatives
     from twotower.data.prepare import PrepareConfig
     from twotower.training.resume import check_resume, resume_config
 
@@ -70,14 +73,49 @@ def test_a_run_from_before_the_prepare_node_still_resumes(run, tmp_path):
     shutil.copytree(run, old)
     saved = yaml.safe_load((old / "config.yaml").read_text())
     prepare = saved["data"].pop("prepare")
-    layout = ("_target_", "seed", "shard_rows", "row_group_rows")  # not in the data node then
-    saved["data"].update({k: v for k, v in prepare.items() if k not in layout})
+    del saved["negatives"]
+    named = {**prepare, "negatives": "bm25", "run_file": None, "bm25_depth": 20, "bm25_skip": 2, "dense_depth": 50,
+             "dense_skip": 3}
+    if layout == "flat":
+        layout_keys = ("_target_", "seed", "shard_rows", "row_group_rows")  # not in the data node then
+        saved["data"].update({k: v for k, v in named.items() if k not in layout_keys})
+    else:
+        saved["data"]["prepare"] = named
     (old / "config.yaml").write_text(yaml.safe_dump(saved))
 
     cfg = resume_config(old, ["trainer.max_epochs=3"])
-    assert cfg.data.prepare.negatives == "random" and "negatives" not in cfg.data
-    assert instantiate(cfg.data).prepare == PrepareConfig(**{k: v for k, v in prepare.items() if k != "_target_"})
-    check_resume(old, OmegaConf.create(OmegaConf.to_container(cfg)))  # the saved flat config is the same run
+    bm25 = {"_target_": "twotower.data.negatives.BM25Negatives", "depth": 20, "skip": 2}
+    assert cfg.negatives == cfg.data.prepare.negatives == bm25 and "bm25_depth" not in cfg.data.prepare
+    assert instantiate(cfg.data).prepare == PrepareConfig(negatives=BM25Negatives(depth=20, skip=2),
+                                                          num_negatives=prepare["num_negatives"],
+                                                          subsample=prepare["subsample"], seed=prepare["seed"])
+    check_resume(old, OmegaConf.create(OmegaConf.to_container(cfg)))  # the saved old config is the same run
+
+
+@pytest.mark.parametrize("negatives, where", [
+    ({"_target_": "os.system", "command": "touch owned"}, "data.prepare.negatives"),
+    ({"_target_": "twotower.data.negatives.MixedNegatives", "sources": {"x": {"_target_": "os.system"}}},
+     "data.prepare.negatives.sources.x"),
+])
+def test_a_resumed_config_builds_only_our_negative_sources(run, tmp_path, negatives, where, capsys):
+    """`config.yaml` is a file a user passes back: a source class that is not one of ours is refused, unbuilt."""
+    import shutil
+
+    from twotower.data.negatives import UntrustedSourceError
+    from twotower.training.resume import resume_config
+
+    crafted = tmp_path / "crafted-run"
+    shutil.copytree(run, crafted)
+    saved = yaml.safe_load((crafted / "config.yaml").read_text())
+    saved["data"]["prepare"]["negatives"] = negatives
+    (crafted / "config.yaml").write_text(yaml.safe_dump(saved))
+
+    with pytest.raises(UntrustedSourceError, match=f"^{where} names 'os.system', which is not one of twotower's "
+                                                   "negative sources"):
+        resume_config(crafted)
+    assert main(["resume", str(crafted)]) == 1 and "os.system" in capsys.readouterr().err
+    assert not (ROOT / "owned").exists() and not Path("owned").exists()
+
 
 def test_per_epoch_candidates_check_and_full_corpus_at_the_end(small_msmarco, msmarco_dir, tmp_path):
     """Epochs before the last score each dev query against its BM25 candidates only (cheap); the last one

@@ -8,7 +8,7 @@ from twotower import api
 def test_offline_wandb_run_holds_the_sample_retrievals_table(small_msmarco, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    api.train(["logger=default", "tokenizer=glove", "data.prepare.negatives=random", "data.batch_size=32",
+    api.train(["logger=default", "tokenizer=glove", "negatives=random", "data.batch_size=32",
                "trainer.max_epochs=2", "trainer.limit_train_batches=2", "eval_max_queries=12"],
               config={"data": {"dir": str(small_msmarco)}}, run_dir=tmp_path)
     tables = sorted(tmp_path.glob("wandb/offline-run-*/files/media/table/eval/samples_*.table.json"))

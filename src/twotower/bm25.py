@@ -6,7 +6,7 @@ Settings are Lucene BM25 (k1=1.5, b=0.75) with bm25s' English stop-words and tok
 Why not `bm25s.BM25.index`: it needs every tokenised passage in memory at once (a list of lists of Python
 ints: tens of GB at 8.8M passages). `bm25_build` writes the same arrays (bit for bit) a chunk at a time, in
 bm25s' own file layout, so `bm25s.BM25.load(path, mmap=True)` reads them. Search is bm25s' numba backend:
-~50x its numpy one (which `_bm25_pools` used: 76 q/s at 300k passages), threads without the GIL; ~3,300
+~50x its numpy one (which the prepare step used before: 76 q/s at 300k passages), threads without the GIL; ~3,300
 queries/s at 300k and ~1,100 at 1M passages on one thread (bench/bench_scale.py). A postings-only numba
 kernel was tried and measured no faster (MS MARCO queries touch ~18% of the corpus), so bm25s' stays.
 Without numba installed, the numpy backend is used.

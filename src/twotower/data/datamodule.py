@@ -125,7 +125,8 @@ class MSMarcoDataModule(L.LightningDataModule):
     towers: `train()` sets `datamodule.model` once the model exists (its vocabulary may be built from
     `vocabulary_texts()`).
 
-        MSMarcoDataModule(prepare=PrepareConfig(negatives="bm25", num_negatives=3, bm25_skip=3), batch_size=64)
+        MSMarcoDataModule(prepare=PrepareConfig(negatives=BM25Negatives(depth=50, skip=3), num_negatives=3),
+                          batch_size=64)
     """
 
     def __init__(self, dir: str | None = None, source: str = "passage", train_split: str = "train",
@@ -188,9 +189,7 @@ class MSMarcoDataModule(L.LightningDataModule):
             files = [root / "collection.tsv", root / f"queries.{self.train_split}.tsv", root / f"qrels.{self.train_split}.tsv"]
         else:
             files = [Path(self.source)]
-        if self.prepare.run_file:
-            files.append(Path(self.prepare.run_file))
-        return files_fingerprint(files)
+        return files_fingerprint(files + self.prepare.negatives.files())
 
     def vocabulary_texts(self) -> Iterator[str]:
         """Training queries and corpus passages, not dev queries: a vocabulary must not peek at evaluation."""

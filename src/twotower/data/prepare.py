@@ -1,13 +1,8 @@
 """Prepare training triplets (query, positive, k negatives, teacher scores) as parquet shards of ids.
 
-Negatives come from one source or two (`negatives=`):
-* `random`: passages drawn uniformly from the collection;
-* `candidates`: the query's own non-relevant candidates (the v1.1 passage lists, or a run file such as
-  BM25 top-k), topped up with random passages when a query has too few;
-* `bm25`: hard negatives mined with BM25 (`twotower.bm25`), drawn from ranks `bm25_skip` .. + `bm25_depth`;
-* `dense`: hard negatives mined with the teacher's vectors (exact inner product), from ranks `dense_skip` ..
-  + `dense_depth` (ANCE / sentence-transformers' `mine_hard_negatives`);
-* `bm25+dense`: half of each row's negatives from each.
+Each query's candidate negatives come from a negative source (`twotower.data.negatives`, chosen with `negatives=`
+on the command line: random | candidates | bm25 | dense | bm25+dense); each row draws `num_negatives` of the
+candidates that are not relevant, topped up with random passages when a query has too few.
 
 With a `teacher` (see `data.prepare.teacher`), every row also carries the teacher's scores of [positive, negatives]
 (the `teacher` column: what MarginMSE and KL distil), and `teacher_margin` drops a candidate the teacher scores
@@ -25,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +31,8 @@ from rich.progress import track
 
 from twotower.atomic import atomic_path
 from twotower.data.dict_corpus import as_corpus
-from twotower.data.msmarco import Split, read_run
+from twotower.data.msmarco import Split
+from twotower.data.negatives import NegativeSource, RandomNegatives, build_source, upgrade_source
 from twotower.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -48,7 +44,6 @@ SCHEMA = pa.schema([
     ("teacher", pa.list_(pa.float32())),
 ])
 DONE = "_SUCCESS.json"
-SOURCES = ("random", "candidates", "bm25", "dense", "bm25+dense")
 
 
 @dataclass(frozen=True)
@@ -56,50 +51,65 @@ class PrepareConfig:
     """How the training triplets are mined and scored: the `data.prepare` node of a training config. Every
     field (with the input files) keys the cached triplet set, so a changed setting prepares a new one."""
 
-    negatives: str = "random"  # random | candidates | bm25 | dense | bm25+dense
+    # Where candidate negatives come from (conf/negatives); a config mapping is built through the allow-list.
+    negatives: NegativeSource = field(default_factory=RandomNegatives)
     num_negatives: int = 1
     subsample: float = 1.0  # fraction of training queries kept
-    run_file: str | None = None  # candidates for `candidates` when the split has none
-    bm25_depth: int = 50
-    bm25_skip: int = 0  # skip the top ranks of BM25: unjudged relevant passages hide there
-    dense_depth: int = 50
-    dense_skip: int = 0
     teacher: str | None = None  # minilm | a model folder | a twotower .pt (data.prepare.teacher)
     teacher_margin: float | None = None  # drop candidates the teacher scores ≥ positive − margin
     shard_rows: int = 50_000
     row_group_rows: int = 1_000
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.negatives, Mapping):
+            object.__setattr__(self, "negatives", build_source(self.negatives))
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting, the source's as its class and settings: what keys (and describes) a triplet set."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**values, "negatives": self.negatives.settings()}
+
     def key(self, source: str, inputs: str = "") -> str:
-        blob = json.dumps({"source": source, "inputs": inputs, **asdict(self)}, sort_keys=True)
+        blob = json.dumps({"source": source, "inputs": inputs, **self.settings()}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def check(self) -> None:
-        if self.negatives not in SOURCES:
-            raise ValueError(f"data.prepare.negatives must be one of {', '.join(SOURCES)}, got {self.negatives!r}")
+        if not isinstance(self.negatives, NegativeSource):
+            raise ValueError(f"data.prepare.negatives must be a negative source (twotower.data.negatives; on the "
+                             f"command line negatives=NAME), got {self.negatives!r}")
         if not 0 < self.subsample <= 1:
             raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
         if self.num_negatives < 1:
             raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
-        if "dense" in self.negatives and not self.teacher:
-            raise ValueError("data.prepare.negatives=dense mines with a teacher: set data.prepare.teacher "
+        if self.negatives.needs_teacher and not self.teacher:
+            raise ValueError(f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher "
                              "(e.g. minilm)")
         if self.teacher_margin is not None and not self.teacher:
             raise ValueError("data.prepare.teacher_margin filters with the teacher's scores: set data.prepare.teacher")
 
 
-def nest_prepare(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A `data` config with its prepare settings in the nested `prepare` node. Runs written before that node
-    existed keep them flat (`data.negatives`, `data.teacher`, ...): those are moved in (a nested value wins),
-    `data.seed` seeds the prepare step as it did then, and the fields they never held take their defaults, which
-    they ran with. A nested config comes back unchanged."""
+# The prepare settings as runs written before the `prepare` node kept them flat in `data`, with the defaults those
+# runs ran with (the source's own settings are upgraded by `twotower.data.negatives.upgrade_source`).
+FLAT_DEFAULTS = {"negatives": "random", "num_negatives": 1, "subsample": 1.0, "run_file": None, "bm25_depth": 50,
+                 "bm25_skip": 0, "dense_depth": 50, "dense_skip": 0, "teacher": None, "teacher_margin": None,
+                 "shard_rows": 50_000, "row_group_rows": 1_000}
+
+
+def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved `data` config in today's layout. Runs written before the `prepare` node kept its settings flat
+    (`data.negatives`, `data.teacher`, ...): those are moved in (a nested value wins), `data.seed` seeds the
+    prepare step as it did then, and the settings they never held take the defaults they ran with. Runs written
+    before negative sources were classes name theirs (`negatives: bm25`, `bm25_depth: 50`): that becomes the
+    source's config. A config in today's layout comes back unchanged."""
     data = dict(data)
-    flat = {f.name: data.pop(f.name) for f in fields(PrepareConfig) if f.name != "seed" and f.name in data}
-    if not flat:
-        return data
-    nested = dict(data.get("prepare") or {})
-    data["prepare"] = {"_target_": f"{__name__}.PrepareConfig", **asdict(PrepareConfig()), **flat,
-                       "seed": data.get("seed", 0), **nested}
+    flat = {k: data.pop(k) for k in FLAT_DEFAULTS if k in data}
+    if flat:
+        nested = dict(data.get("prepare") or {})
+        data["prepare"] = {"_target_": f"{__name__}.PrepareConfig", **FLAT_DEFAULTS, **flat,
+                           "seed": data.get("seed", 0), **nested}
+    if isinstance(data.get("prepare"), Mapping):
+        data["prepare"] = upgrade_source(data["prepare"])
     return data
 
 
@@ -129,9 +139,9 @@ def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: 
     if config.subsample < 1:
         qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
     check_memory(len(qids), config)
-    pools = _negative_pools(split, qids, config, miner or scores)
+    pools = config.negatives.pools(split, qids, miner or scores)
     writer = ShardWriter(out, config)
-    for qid in track(qids, description=f"triplets ({config.negatives} negatives)"):
+    for qid in track(qids, description=f"triplets ({config.negatives.name} negatives)"):
         relevant = {p for p, r in split.qrels[qid].items() if r > 0}
         for pid in sorted(relevant):
             if pid not in split.collection:
@@ -165,15 +175,13 @@ def available_memory() -> int | None:
 
 def check_memory(n_queries: int, config: PrepareConfig) -> None:
     """Refuse, before mining, a candidate-pool size the machine cannot hold, naming the settings to lower."""
-    depth = {"bm25": config.bm25_depth + config.bm25_skip, "dense": config.dense_depth + config.dense_skip,
-             "bm25+dense": config.bm25_depth + config.bm25_skip + config.dense_depth + config.dense_skip}
-    need = n_queries * depth.get(config.negatives, 0) * POOL_BYTES
+    need = n_queries * config.negatives.pool_size() * POOL_BYTES
     free = available_memory()
     if free is not None and need > 0.8 * free:
         raise NotEnoughMemory(f"mining negatives for {n_queries:,} queries keeps ~{need / 2**30:.1f} GB of candidate "
                               f"pools but {free / 2**30:.1f} GB is free: lower data.prepare.subsample (now "
-                              f"{config.subsample}), data.prepare.bm25_depth / data.prepare.dense_depth, or mine "
-                              "in shards (twotower.bm25.mine_shard)")
+                              f"{config.subsample}), negatives.depth (in a mix, negatives.sources.<name>.depth), or "
+                              "mine in shards (twotower.bm25.mine_shard)")
 
 
 def training_qids(split: Split) -> list[str]:
@@ -218,42 +226,9 @@ class ShardWriter:
         self._flush()
         with atomic_path(self.out / DONE) as tmp:
             tmp.write_text(json.dumps({"rows": self.total, "shards": len(self.shards), "source": source,
-                                       "config": asdict(self.config)}, indent=2))
+                                       "config": self.config.settings()}, indent=2))
         log.info("wrote %d triplets in %d shards to %s", self.total, len(self.shards), self.out)
         return self.out
-
-
-def _negative_pools(split: Split, qids: list[str], config: PrepareConfig, miner) -> dict[str, list[str]]:
-    if config.negatives == "random":
-        return {}
-    if config.negatives == "candidates":
-        cands = split.candidates
-        if config.run_file:
-            cands = {q: sorted(d, key=d.__getitem__, reverse=True) for q, d in read_run(config.run_file).items()}
-        if not cands:
-            raise ValueError("data.prepare.negatives=candidates needs candidate lists: the v1.1 parquet, or "
-                             "data.prepare.run_file")
-        return {q: [p for p in cands.get(q, []) if p in split.collection] for q in qids}
-    if config.negatives == "bm25":
-        return _bm25_pools(split, qids, config)
-    if config.negatives == "dense":
-        return miner.mine(qids, config.dense_skip, config.dense_depth)
-    bm25, dense = _bm25_pools(split, qids, config), miner.mine(qids, config.dense_skip, config.dense_depth)
-    # Alternate the two rankings so a draw from the front of the pool takes from both.
-    return {q: list(dict.fromkeys(p for pair in zip(bm25.get(q, []), dense.get(q, [])) for p in pair)) for q in qids}
-
-
-def _bm25_pools(split: Split, qids: list[str], config: PrepareConfig) -> dict[str, list[str]]:
-    import os
-
-    from twotower.bm25 import bm25_index, mine
-    from twotower.data.dict_corpus import as_corpus
-
-    # One cached index per corpus (twotower.bm25), searched in batches on every core.
-    index = bm25_index(as_corpus(split.collection), progress=True)
-    depth = min(config.bm25_depth + config.bm25_skip, len(index))
-    pools = mine(index, {q: split.queries[q] for q in qids}, depth, n_threads=os.cpu_count() or 1, progress=True)
-    return {q: pids[config.bm25_skip:] for q, pids in pools.items()}
 
 
 def _draw(pool: list[str], relevant: set[str], corpus, k: int, rng: np.random.Generator) -> list[str]:

@@ -2,11 +2,12 @@
 
 Negatives mined once, by a teacher or BM25, grow easy as the model learns; ANCE (Xiong et al. 2021,
 "Approximate Nearest Neighbor Negative Contrastive Learning for Dense Text Retrieval") re-mines them with the
-current model. Here rank 0 encodes the training corpus and queries with the model, mines ranks
-`data.prepare.dense_skip` .. + `dense_depth`, draws negatives (teacher scores still come from the cached teacher
-vectors, and the teacher margin still filters false negatives) and writes a new triplet set under the run folder; the
-other ranks wait at a barrier and then read it. Lightning rebuilds the loader because the trainer has
-`reload_dataloaders_every_n_epochs` equal to `refresh_every` (checked).
+current model. Here rank 0 encodes the training corpus and queries with the model, mines the rank window of the
+dense source in `negatives` (itself, or a mix's; `DenseNegatives()`'s ranks 3 .. 53 when it has none), draws
+negatives (teacher scores still come from the cached teacher vectors, and the teacher margin still filters false
+negatives) and writes a new triplet set under the run folder; the other ranks wait at a barrier and then read it.
+Lightning rebuilds the loader because the trainer has `reload_dataloaders_every_n_epochs` equal to `refresh_every`
+(checked).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 from pathlib import Path
 
 from twotower.data.dict_corpus import as_corpus
+from twotower.data.negatives import dense_part
 from twotower.data.prepare import prepare_triplets, triplet_files
 from twotower.data.scoring import VectorMiner
 
@@ -43,7 +45,7 @@ def refresh_negatives(datamodule, trainer, epoch: int) -> list[Path]:
                             encoder.encode_documents(corpus.texts(pids), progress=True), corpus,
                             {q: i for i, q in enumerate(qids)})
         # Same seed: the same subsample of queries as the first set; the pools, hence the draws, are new.
-        config = dataclasses.replace(datamodule.prepare, negatives="dense")
+        config = dataclasses.replace(datamodule.prepare, negatives=dense_part(datamodule.prepare.negatives))
         prepare_triplets(split, config, f"refresh:{epoch}", out, miner=miner)
     trainer.strategy.barrier()
     return triplet_files(out)

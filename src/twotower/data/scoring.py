@@ -61,7 +61,7 @@ class TeacherScores:
     def mine(self, qids: list[str], skip: int, depth: int) -> dict[str, list[str]]:
         """Each query's passages ranked `skip` .. `skip + depth` by the teacher (exact inner product)."""
         if not self.bi_encoder:
-            raise ValueError("a cross-encoder teacher cannot mine negatives: use data.prepare.negatives=bm25 with it, "
+            raise ValueError("a cross-encoder teacher cannot mine negatives: use negatives=bm25 with it, "
                              "or a bi-encoder teacher (minilm, a sentence-transformers folder, a .pt)")
         return VectorMiner(self.queries, self.passages, self.corpus, self.query_row).mine(qids, skip, depth)
 

@@ -85,7 +85,7 @@ def _sentence_transformer_teacher(path: Path, name: str) -> Teacher:
         return np.asarray(fn(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True, convert_to_numpy=True,
                              show_progress_bar=False), dtype=np.float32)
 
-    return Teacher(name, _folder_identity(path), encode)
+    return Teacher(name, folder_identity(path), encode)
 
 
 def _checkpoint_teacher(path: Path) -> Teacher:
@@ -104,7 +104,8 @@ def _checkpoint_teacher(path: Path) -> Teacher:
     return Teacher(f"ckpt-{path.stem}", file_fingerprint(path), encode)
 
 
-def _folder_identity(path: Path) -> str:
+def folder_identity(path: Path) -> str:
+    """What changes whenever a model folder's weights do: the fingerprints of its weight files."""
     weights = [p for p in sorted(path.rglob("*")) if p.suffix in (".safetensors", ".bin") and p.is_file()]
     return ",".join(file_fingerprint(p) for p in weights) or str(path.resolve())
 
@@ -127,7 +128,7 @@ def load_teacher(spec: str) -> Teacher | CrossEncoderTeacher:
     if _is_cross_encoder(path):
         from sentence_transformers import CrossEncoder
 
-        return CrossEncoderTeacher(f"ce-{path.name}", _folder_identity(path), CrossEncoder(str(path), device="cpu"))
+        return CrossEncoderTeacher(f"ce-{path.name}", folder_identity(path), CrossEncoder(str(path), device="cpu"))
     return _sentence_transformer_teacher(path, f"st-{path.name}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -14,6 +14,7 @@ from rich.table import Table
 from twotower.atomic import write_json
 from twotower.console import console as make_console
 from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
+from twotower.evaluation.baselines import Baseline, load_baseline
 from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
 from twotower.models.checkpoint import load_encoder
 from twotower.paths import data_dir
@@ -72,7 +73,7 @@ def check_judgements(split: Split, queries: Path, qrels: Path, collection: Path)
                     qrels, len(split.qrels) - len(judged), len(split.qrels), queries)
 
 
-def check_settings(ckpt: str | None, baselines: Sequence[str], max_queries: int | None, k: int) -> None:
+def check_settings(ckpt: str | None, baselines: Sequence[str] | Mapping, max_queries: int | None, k: int) -> None:
     """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
     if not ckpt and not baselines:
         raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
@@ -82,19 +83,19 @@ def check_settings(ckpt: str | None, baselines: Sequence[str], max_queries: int 
         raise ValueError(f"k (passages retrieved per query) must be a whole number >= 1, got {k!r}")
 
 
-def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] = (), max_queries: int | None = None,
-             k: int = 100, device: str = "auto") -> dict[str, EvalResult]:
-    """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split."""
+def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] | Mapping[str, Baseline] = (),
+             max_queries: int | None = None, k: int = 100, device: str = "auto") -> dict[str, EvalResult]:
+    """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split. `baselines`
+    names shipped baselines (`["bm25", "minilm"]`) or maps names to built ones (`build_baselines`)."""
     check_settings(ckpt, baselines, max_queries, k)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     results: dict[str, EvalResult] = {}
     if ckpt:
         results[str(ckpt)] = evaluate_encoder(load_encoder(ckpt, device), split, max_queries, k, progress=True)
-    for name in baselines:
-        from twotower.evaluation.baselines import evaluate_baseline
-
-        results[name] = evaluate_baseline(name, split, max_queries=max_queries, k=k, progress=True)
+    built = baselines if isinstance(baselines, Mapping) else {name: load_baseline(name) for name in baselines}
+    for name, baseline in built.items():
+        results[name] = baseline.evaluate(split, max_queries=max_queries, k=k, progress=True)
     return results
 
 

@@ -4,6 +4,9 @@ A run folder holds the config it ran with (`config.yaml`) and Lightning's `check
 every epoch. Resuming reuses that config, so a resumed run cannot silently continue under other settings,
 overwrite `config.yaml` or mix evaluations of different sizes in `metrics.json`. A few keys may change on
 resume (more epochs, other devices); any other override that differs from the saved config is refused.
+
+`config.yaml` is a file a user passes back: configs of older layouts are upgraded, and the negative sources it
+names are built only from our own classes (`twotower.data.negatives.SOURCES`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from twotower.data.prepare import nest_prepare
+from twotower.data.negatives import check_source_config
+from twotower.data.prepare import upgrade_data
 
 # Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
 # monitored otherwise.
@@ -45,9 +49,15 @@ def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -
 
 
 def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config in today's layout: a run from before `data.prepare` had its prepare settings flat."""
+    """A saved config in today's layout (older runs kept the prepare settings flat, or named their negative
+    source by a string: `twotower.data.prepare.upgrade_data`), its negative sources checked against the allow-list."""
     if isinstance(saved.get("data"), dict):
-        saved["data"] = nest_prepare(saved["data"])
+        saved["data"] = upgrade_data(saved["data"])
+        negatives = (saved["data"].get("prepare") or {}).get("negatives")
+        check_source_config(negatives)  # what instantiating `data` would build
+        if negatives is not None:
+            saved.setdefault("negatives", negatives)  # the group it was chosen with (`negatives=bm25`)
+    check_source_config(saved.get("negatives"), "negatives")
     return saved
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from twotower.data.prepare import SOURCES as NEGATIVES  # one list of negative sources
+from twotower.conf import CONF_DIR
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -29,9 +31,23 @@ def validate_config(cfg: DictConfig) -> None:
     lr = _number(cfg, "optim.lr")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"optim.lr must be a finite number > 0, got {lr!r}")
+    _negatives(cfg)
+
+
+def _negatives(cfg: DictConfig) -> None:
+    """The negative source builds (a source checks its own settings; building one does no data work)."""
     negatives = _get(cfg, "data.prepare.negatives")
-    if negatives is not _MISSING and negatives not in NEGATIVES:
-        raise ValueError(f"data.prepare.negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+    if isinstance(negatives, str):  # the way sources were chosen before they were a config group
+        names = sorted(p.stem for p in (CONF_DIR / "negatives").glob("*.yaml"))
+        raise ValueError(f"data.prepare.negatives={negatives} names no source: choose one with negatives=NAME "
+                         f"({', '.join(names)}), e.g. negatives={negatives}")
+    if isinstance(negatives, DictConfig) and "_target_" in negatives:
+        try:
+            instantiate(negatives)
+        except InstantiationException as exc:
+            if isinstance(exc.__cause__, ValueError):
+                raise exc.__cause__ from None
+            raise
 
 
 _MISSING = object()

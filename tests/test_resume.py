@@ -117,6 +117,29 @@ def test_a_resumed_config_builds_only_our_negative_sources(run, tmp_path, negati
     assert not (ROOT / "owned").exists() and not Path("owned").exists()
 
 
+@pytest.mark.parametrize("where", ["loss", "model.tower", "callbacks.retrieval_evaluation", "logger.csv"])
+def test_a_resumed_config_builds_nothing_our_configs_do_not_name(run, tmp_path, where, capsys):
+    """Every `_target_` of a resumed `config.yaml` must be one a shipped config names: a crafted file that
+    points the loss (or the tower, a callback, a logger) at `os.system` is refused before anything is built."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from twotower.training.resume import ForeignTargetError, resume_config
+
+    crafted = tmp_path / "crafted-run"
+    shutil.copytree(run, crafted)
+    saved = OmegaConf.load(crafted / "config.yaml")
+    OmegaConf.update(saved, where, {"_target_": "os.system", "command": "touch owned"}, force_add=True, merge=False)
+    OmegaConf.save(saved, crafted / "config.yaml")
+
+    with pytest.raises(ForeignTargetError, match=rf"^config.yaml sets {where}\._target_='os.system', which no "
+                                                 "config twotower ships names"):
+        resume_config(crafted)
+    assert main(["resume", str(crafted)]) == 1 and "os.system" in capsys.readouterr().err
+    assert not Path("owned").exists()
+
+
 def test_per_epoch_candidates_check_and_full_corpus_at_the_end(small_msmarco, msmarco_dir, tmp_path):
     """Epochs before the last score each dev query against its BM25 candidates only (cheap); the last one
     searches the whole corpus."""

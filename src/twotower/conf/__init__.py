@@ -11,3 +11,26 @@ from pathlib import Path
 
 CONF_DIR = Path(str(files(__name__)))
 """The folder holding `train.yaml`, `evaluate.yaml` and the config groups."""
+
+
+def shipped_targets() -> frozenset[str]:
+    """Every `_target_` the configs we ship name: what a config read back from a user's file (a resumed run's
+    `config.yaml`) may build. Anything else in such a file is refused, never imported or called."""
+    import yaml
+
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if isinstance(target, str):
+                found.add(target)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in CONF_DIR.rglob("*.yaml"):
+        walk(yaml.safe_load(path.read_text()))
+    return frozenset(found)

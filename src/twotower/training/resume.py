@@ -5,8 +5,10 @@ every epoch. Resuming reuses that config, so a resumed run cannot silently conti
 overwrite `config.yaml` or mix evaluations of different sizes in `metrics.json`. A few keys may change on
 resume (more epochs, other devices); any other override that differs from the saved config is refused.
 
-`config.yaml` is a file a user passes back: configs of older layouts are upgraded, and the negative sources it
-names are built only from our own classes (`twotower.data.negatives.SOURCES`).
+`config.yaml` is a file a user passes back: configs of older layouts are upgraded, the negative sources it
+names are built only from our own classes (`twotower.data.negatives.SOURCES`), and every other `_target_` in it
+must be one the configs we ship name (`twotower.conf.shipped_targets`): a crafted file cannot make resuming
+import or call anything else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from twotower.conf import shipped_targets
 from twotower.data.negatives import check_source_config
 from twotower.data.prepare import upgrade_data
 
@@ -31,6 +34,27 @@ IGNORED = ("ckpt_path", "paths", "hydra")
 
 class ResumeConflict(ValueError):
     """A resume asked for settings other than the run's own."""
+
+
+class ForeignTargetError(ValueError):
+    """A stored run config names a `_target_` that none of the configs we ship names."""
+
+
+def check_targets(node: Any, allowed: frozenset[str], where: str = "") -> None:
+    """Refuse, naming its key, the first `_target_` under `node` that is not in `allowed` (negative sources are
+    checked on their own allow-list, which registered custom sources extend)."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and target not in allowed and not where.split(".")[0] == "negatives" \
+                and ".prepare.negatives" not in where:
+            raise ForeignTargetError(f"config.yaml sets {where or 'the root'}._target_={target!r}, which no config "
+                                     "twotower ships names; refusing to build it (train a new run instead)")
+        for key, value in node.items():
+            if key not in IGNORED:
+                check_targets(value, allowed, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_targets(value, allowed, f"{where}[{i}]")
 
 
 def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
@@ -58,6 +82,7 @@ def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
         if negatives is not None:
             saved.setdefault("negatives", negatives)  # the group it was chosen with (`negatives=bm25`)
     check_source_config(saved.get("negatives"), "negatives")
+    check_targets(saved, shipped_targets())
     return saved
 
 

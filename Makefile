@@ -50,6 +50,7 @@ bench: install  ## every target of every issue, as tables (training run included
 	$(BIN)/python bench/bench_search.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_emb_opt.py
 	$(BIN)/python bench/bench_deep_memory.py
+	$(BIN)/python bench/bench_headroom.py
 
 bench-gpu: install  ## on a GPU machine: GRU training throughput with bf16, data-wait share, faiss-GPU evaluation
 	$(BIN)/python bench/bench_gpu.py $(ARGS)

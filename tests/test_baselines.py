@@ -49,9 +49,10 @@ def test_minilm_understands_what_bm25_cannot_and_caches_the_corpus(tiny_split, m
     encoded = []
     real_encode = DenseBaseline.encode
     monkeypatch.setattr(DenseBaseline, "encode",
-                        lambda self, model, texts: encoded.append(len(texts)) or real_encode(self, model, texts))
+                        lambda self, model, texts, side: encoded.append((side, len(texts)))
+                        or real_encode(self, model, texts, side))
     again = minilm.evaluate(tiny_split, progress=False)
-    assert encoded == [3]  # the three judged queries; the corpus came from the cache
+    assert encoded == [("query", 3)]  # the three judged queries; the corpus came from the cache
     assert again.ranking == result.ranking
 
 
@@ -83,7 +84,7 @@ def test_max_queries_and_k_limit_the_work(small_msmarco):
 
 
 def test_an_unknown_baseline_is_named_with_the_choices(tmp_path):
-    with pytest.raises(ValueError, match="unknown baseline 'bm42'.*bm25, minilm"):
+    with pytest.raises(ValueError, match="unknown baseline 'bm42'.*bm25, hybrid, minilm"):
         load_baseline("bm42")
     # A name picks one of the configs we ship, never a file elsewhere.
     with pytest.raises(ValueError, match="unknown baseline"):
@@ -109,3 +110,33 @@ def test_minilm_reproduces_the_readme_figures_on_the_full_dev_set(msmarco_dir, m
 
     for metric, expected in README["minilm"].items():
         assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric
+
+
+def test_hybrid_fusion_adds_max_normalised_bm25_to_the_cosine_and_fills_gaps_with_each_lists_floor():
+    from twotower.evaluation.hybrid import fuse
+
+    dense = {"a": 0.9, "b": 0.8, "c": 0.5}
+    bm25 = {"b": 12.0, "d": 6.0, "c": 3.0}
+    fused = fuse(dense, bm25, weight=0.3)
+    # cos + 0.3 * bm25 / 12; "a" lacks a BM25 score (floor 3.0), "d" a cosine (floor 0.5)
+    assert fused == pytest.approx({"a": 0.9 + 0.3 * 3 / 12, "b": 0.8 + 0.3, "c": 0.5 + 0.3 * 3 / 12,
+                                   "d": 0.5 + 0.3 * 6 / 12})
+    assert fuse(dense, bm25, weight=0.0) == pytest.approx({**dense, "d": 0.5})  # weight 0: the dense ranking
+    assert fuse({}, {}, 0.2) == {}
+
+
+def test_the_hybrid_baseline_ranks_by_the_fused_score_and_is_built_from_its_config(tiny_split):
+    from twotower.evaluation.hybrid import HybridBaseline, fuse
+
+    hybrid = load_baseline("hybrid")
+    assert hybrid == HybridBaseline(DenseBaseline("minilm", 64), weight=0.2, depth=100)
+    result = hybrid.evaluate(tiny_split, progress=False)
+    assert result.metrics["mrr@10"] == 1.0  # MiniLM alone is right on all three; a little BM25 keeps it so
+
+    pids = sorted(tiny_split.collection)
+    dense_rank, dense_scores, _ = hybrid.dense.retrieve(tiny_split, pids, ["q1"], 5, False)
+    bm25_rank, bm25_scores, _ = BM25Baseline().retrieve(tiny_split, pids, ["q1"], 5, False)
+    expected = fuse(dict(zip(dense_rank["q1"], dense_scores["q1"])), dict(zip(bm25_rank["q1"], bm25_scores["q1"])), 0.2)
+    assert result.ranking["q1"] == sorted(expected, key=lambda p: (-expected[p], p))
+    with pytest.raises(ValueError, match="baselines.hybrid.weight must be a number >= 0"):
+        HybridBaseline(weight=-1)

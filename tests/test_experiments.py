@@ -53,7 +53,7 @@ def test_every_baseline_builds_from_its_config():
     from twotower.evaluation.baselines import Baseline, baseline_names, build_baselines, load_baseline
 
     names = sorted(p.stem for p in (CONF / "baselines").glob("*.yaml"))
-    assert names == baseline_names() and {"bm25", "minilm"} <= set(names)
+    assert names == baseline_names() and {"bm25", "minilm", "hybrid"} <= set(names)
     with initialize_config_module("twotower.conf", version_base="1.3"):
         every = hydra_compose("evaluate", overrides=[f"baselines=[{','.join(names)}]"])
         smaller = hydra_compose("evaluate", overrides=["baselines=[minilm]", "baselines.minilm.batch_size=8"])

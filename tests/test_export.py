@@ -59,3 +59,22 @@ def test_a_recurrent_tower_or_an_mlp_head_is_refused_with_the_reason(tmp_path):
         export_sentence_transformer(checkpoint(tmp_path / "mlp.pt", partial(MeanTower, hidden_size=8), tok),
                                     tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_exported_model_is_a_dense_baseline_that_ranks_like_the_checkpoint(tmp_path):
+    """Separate query and document towers stay separate after export: `DenseBaseline` encodes each side with
+    its own route, so the exported folder retrieves exactly what the `.pt` does."""
+    from twotower.data.msmarco import Split
+    from twotower.evaluation.baselines import DenseBaseline
+    from twotower.evaluation.retrieval import evaluate_encoder
+
+    ckpt = checkpoint(tmp_path / "best.pt", partial(MeanTower, output_dim=12), WordPieceTokenizer.build(TEXTS),
+                      shared=False)
+    folder = export_sentence_transformer(ckpt, tmp_path / "st")
+    split = Split({"q1": QUERIES[0], "q2": QUERIES[1]}, {"q1": {"p0": 1}, "q2": {"p1": 1}},
+                  {f"p{i}": text for i, text in enumerate(PASSAGES + TEXTS)})
+
+    exported = DenseBaseline(model=str(folder)).evaluate(split, progress=False)
+    ours = evaluate_encoder(load_encoder(ckpt), split)
+    assert exported.ranking == ours.ranking
+    assert exported.metrics == pytest.approx(ours.metrics)

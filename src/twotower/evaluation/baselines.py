@@ -142,14 +142,17 @@ class DenseBaseline(Baseline):
             # The model loads only when something is left to encode: a warm cache never pays for it.
             if not loaded:
                 loaded.append(self.load())
-            return self.encode(loaded[0], texts)
+            return self.encode(loaded[0], texts, "document")
 
         return cached_embeddings(embed, [collection[p] for p in pids], self.cache_path(collection),
                                  f"{self.model} passages", CACHE_PART, progress, key=self.identity())
 
-    def encode(self, model, texts: list[str]) -> np.ndarray:
-        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
+    def encode(self, model, texts: list[str], side: str) -> np.ndarray:
+        """Unit vectors of `texts` as queries or documents (`side`): an asymmetric model, such as a two-tower
+        checkpoint exported with `twotower export` (a `Router`), encodes each side with its own route."""
+        fn = model.encode_query if side == "query" else model.encode_document
+        vectors = fn(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+               show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     def retrieve(self, split: Split, pids: list[str], qids: list[str], k: int, progress: bool) -> Retrieved:
@@ -157,7 +160,7 @@ class DenseBaseline(Baseline):
         model = self.load()
         doc_vectors = self.corpus_vectors(split.collection, model, progress)
         t1 = time.perf_counter()
-        query_vectors = self.encode(model, [split.queries[q] for q in qids])
+        query_vectors = self.encode(model, [split.queries[q] for q in qids], "query")
         t2 = time.perf_counter()
         scores, rows = exact_search(doc_vectors, query_vectors, k)
         t3 = time.perf_counter()

@@ -92,3 +92,33 @@ def test_recurrent_tower_equals_a_packed_bidirectional_rnn(tower, cell):
     out, _ = torch.nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=5)
     expected = torch.nn.functional.normalize(model.proj(out.sum(1) / lengths.unsqueeze(-1)), dim=-1)
     assert torch.allclose(model({"ids": ids}), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_mean_tower_is_the_weighted_mean_of_its_token_vectors_in_both_code_paths(dropout):
+    """v = head(Σ w_t e_t / Σ w_t): encoding sums with `embedding_bag` (no batch x tokens x dim tensor), training
+    with dropout gathers every token's vector; both must give this formula, and the same gradients."""
+    torch.manual_seed(0)
+    tokenizer = WordTokenizer.build(["the cat sat", "a dog ran far away", "cats and dogs"], min_freq=1, embedding_dim=8)
+    tower = MeanTower(tokenizer, make_embedding(torch.randn(tokenizer.vocab_size, 8)), output_dim=5, dropout=dropout)
+    with torch.no_grad():
+        tower.weight_logit.normal_()
+    ids = tokenizer.encode(["the cat sat", "a dog ran far away", "dogs"], max_length=5)
+
+    def reference() -> torch.Tensor:
+        w = torch.nn.functional.softplus(tower.weight_logit[ids]) * (ids != 0)
+        mean = (tower.embedding(ids) * w.unsqueeze(-1)).sum(1) / w.sum(1, keepdim=True)
+        return torch.nn.functional.normalize(tower.head(mean), dim=-1)
+
+    tower.eval()  # dropout off: the embedding_bag path
+    assert torch.allclose(tower({"ids": ids}), reference(), atol=1e-6)
+    tower.train()
+    if dropout == 0.0:  # training without dropout takes the embedding_bag path too: same gradients
+        tower({"ids": ids}).sum().backward()
+        fast = [p.grad.clone() for p in tower.parameters()]
+        tower.zero_grad()
+        reference().sum().backward()
+        assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(fast, tower.parameters()))
+    else:  # with dropout, each token vector is dropped on its own: outputs vary, rows stay unit length
+        out = tower({"ids": ids})
+        assert not torch.allclose(out, reference()) and torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-6)

@@ -82,7 +82,6 @@ def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
         if negatives is not None:
             saved.setdefault("negatives", negatives)  # the group it was chosen with (`negatives=bm25`)
     check_source_config(saved.get("negatives"), "negatives")
-    check_targets(saved, shipped_targets())
     return saved
 
 
@@ -108,7 +107,9 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     for path, what in ((saved, "config.yaml"), (last, "checkpoints/last.ckpt")):
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
-    cfg = OmegaConf.create(_upgraded(OmegaConf.to_container(OmegaConf.load(saved))))
+    config = _upgraded(OmegaConf.to_container(OmegaConf.load(saved)))
+    check_targets(config, shipped_targets())  # this config gets built: only what our configs name
+    cfg = OmegaConf.create(config)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:

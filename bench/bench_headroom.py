@@ -32,7 +32,7 @@ def main() -> None:
 
     from twotower.data.msmarco import passage_split
     from twotower.evaluation.baselines import BM25Baseline, DenseBaseline
-    from twotower.evaluation.hybrid import fuse
+    from twotower.evaluation.hybrid import fused_rankings
     from twotower.evaluation.metrics import retrieval_metrics
     from twotower.evaluation.retrieval import judged_queries
 
@@ -52,14 +52,11 @@ def main() -> None:
     for part, split, limit in (("train", train, args.train_queries), ("dev", dev, None)):
         qids = judged_queries(split, limit)
         qrels = {q: split.qrels[q] for q in qids}
-        dense_rank, dense_scores, _ = minilm.retrieve(split, pids, qids, args.depth, progress=True)
-        bm25_rank, bm25_scores, _ = bm25.retrieve(split, pids, qids, args.depth, progress=False)
-        results[f"bm25/{part}"] = retrieval_metrics(bm25_rank, qrels)
-        for weight in WEIGHTS:
-            ranking = {}
-            for q in qids:
-                fused = fuse(dict(zip(dense_rank[q], dense_scores[q])), dict(zip(bm25_rank[q], bm25_scores[q])), weight)
-                ranking[q] = sorted(fused, key=lambda p: (-fused[p], p))[:args.depth]
+        dense = minilm.retrieve(split, pids, qids, args.depth, progress=True)
+        lexical = bm25.retrieve(split, pids, qids, args.depth, progress=False)
+        results[f"bm25/{part}"] = retrieval_metrics(lexical[0], qrels)
+        for weight in WEIGHTS:  # one retrieval, fused at every weight
+            ranking, _ = fused_rankings(dense, lexical, weight, args.depth)
             results[f"hybrid {weight}/{part}"] = retrieval_metrics(ranking, qrels)
         results[f"n/{part}"] = {"queries": len(qids)}
 

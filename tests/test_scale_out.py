@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from twotower.sweep import collect, plot, report
+from twotower.sweep import main as sweep_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "trainer.limit_train_batches=6", "logger=csv", "model.tower.output_dim=32", "tokenizer=glove",
@@ -21,7 +22,7 @@ def train_py(args, data, check=True):
                           capture_output=True, text=True)
 
 
-def test_multirun_reports_a_failed_job_and_keeps_the_others(small_msmarco, tmp_path):
+def test_multirun_reports_a_failed_job_and_keeps_the_others(small_msmarco, tmp_path, capsys):
     train_py(["-m", "loss.temperature=0.05,-1", "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}", *TINY],
              small_msmarco)
     jobs = collect(tmp_path)
@@ -32,6 +33,13 @@ def test_multirun_reports_a_failed_job_and_keeps_the_others(small_msmarco, tmp_p
     assert [p.name for p in written] == ["leaderboard.png", "slice.png"]  # one finished job: nothing to weigh
     assert all(p.stat().st_size > 0 for p in written)
     assert report(jobs, "mrr@10") is jobs[0]
+    assert report(jobs, "MRR@10") is jobs[0]  # metric names are matched without case
+
+    # A metric no job has is one line naming the ones there are, not a table of dashes and no plots.
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_main([str(tmp_path), "--metric", "mrr@100"])
+    assert exit_info.value.code == 2
+    assert "no run has the metric 'mrr@100'; available: " in capsys.readouterr().err
 
 
 def test_ddp_on_two_cpu_processes(small_msmarco, tmp_path):

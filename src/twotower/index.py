@@ -12,6 +12,7 @@ Deep Memory store and its validation, emb_opt's in-memory vector database all ca
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import faiss
@@ -41,16 +42,21 @@ def exact_search(documents: np.ndarray, queries: np.ndarray, k: int, use_gpu: bo
     k = min(k, len(documents))
     if k < 1 or len(queries) == 0:
         return np.zeros((len(queries), max(k, 0)), np.float32), np.zeros((len(queries), max(k, 0)), np.int64)
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
     if use_gpu if use_gpu is not None else gpu_available():
-        index = faiss.IndexFlatIP(documents.shape[1]) if metric == "ip" else faiss.IndexFlatL2(documents.shape[1])
-        index = faiss.index_cpu_to_all_gpus(index)
-        index.add(np.ascontiguousarray(documents, dtype=np.float32))
-        return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        # No index to build and copy per call (evaluation calls this once per corpus chunk): brute-force kNN on
+        # the GPU with one set of resources for the process.
+        return faiss.knn_gpu(_gpu_resources(), np.ascontiguousarray(queries, dtype=np.float32),
+                             np.ascontiguousarray(documents, dtype=np.float32), k, metric=faiss_metric)
     if len(queries) < FEW_QUERIES:
         return _torch_search(documents, queries, k, metric)
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
     return faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
                      np.ascontiguousarray(documents, dtype=np.float32), k, metric=faiss_metric)
+
+
+@functools.cache
+def _gpu_resources():
+    return faiss.StandardGpuResources()
 
 
 def _torch_search(documents: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -75,15 +75,17 @@ def swept(jobs: list[RunEntry]) -> list[str]:
 def report(jobs: list[RunEntry], metric: str, console: Console | None = None) -> RunEntry | None:
     """Print the jobs ranked by `metric` (failed ones last) and the failures; return the best job."""
     console = console or make_console()
-    done = [j for j in jobs if j.ok and metric in j.metrics]
-    ranked = rank_runs(done, metric) + [j for j in jobs if j not in done]
+    finished = [j for j in jobs if j.ok]
+    # rank_runs refuses a metric no finished job has (a typo, `MRR@10`), naming the ones there are.
+    ranked = rank_runs(finished, metric) + [j for j in jobs if not j.ok]
     table = leaderboard_table(ranked, metric, width=console.width, params=swept(jobs))
     table.title = f"{len(jobs)} jobs of {jobs[0].path.parent.name}, ranked by {metric}"
     console.print(table)
     for job in jobs:
         if not job.ok:
             console.print(f"[red]failed[/] {job.path}: {job.error}")
-    best = done and ranked[0]
+    metric = metric.lower()
+    best = ranked[0] if finished and metric in ranked[0].metrics else None
     if best:
         console.print(f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} ({best.path.name}) with "
                       + " ".join(f"{k}={v}" for k, v in best.params.items()))
@@ -145,7 +147,7 @@ def plot(jobs: list[RunEntry], metric: str, sweep_dir: str | Path) -> list[Path]
     from twotower.atomic import atomic_path
 
     sweep_dir = Path(sweep_dir)
-    done = [j for j in jobs if j.ok and metric in j.metrics]
+    done = [j for j in jobs if j.ok and metric.lower() in j.metrics]
     if not done:
         return []
     written = [plot_leaderboard(rank_runs(done, metric), metric, sweep_dir / "leaderboard.png")]
@@ -185,7 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = Path(args.sweep_dir) if args.sweep_dir else latest_multirun()
     jobs = collect(folder)
-    report(jobs, args.metric)
+    try:
+        report(jobs, args.metric)
+    except KeyError as exc:  # no job has --metric: one line, not a table of dashes and no plots
+        parser.error(f"--metric {args.metric}: {exc.args[0]}")
     optuna = folder / "optimization_results.yaml"
     if optuna.exists():
         Console().print(f"Optuna's best: {yaml.safe_load(optuna.read_text())}")

@@ -32,7 +32,7 @@ from rich.progress import track
 from twotower.atomic import atomic_path
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split
-from twotower.data.negatives import NegativeSource, RandomNegatives, build_source, upgrade_source
+from twotower.data.negatives import OLD_SETTINGS, NegativeSource, RandomNegatives, build_source, upgrade_source
 from twotower.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,8 @@ class PrepareConfig:
 
 # The prepare settings as runs written before the `prepare` node kept them flat in `data`, with the defaults those
 # runs ran with (the source's own settings are upgraded by `twotower.data.negatives.upgrade_source`).
-FLAT_DEFAULTS = {"negatives": "random", "num_negatives": 1, "subsample": 1.0, "run_file": None, "bm25_depth": 50,
-                 "bm25_skip": 0, "dense_depth": 50, "dense_skip": 0, "teacher": None, "teacher_margin": None,
-                 "shard_rows": 50_000, "row_group_rows": 1_000}
+FLAT_DEFAULTS = {"negatives": "random", "num_negatives": 1, "subsample": 1.0, **OLD_SETTINGS, "teacher": None,
+                 "teacher_margin": None, "shard_rows": 50_000, "row_group_rows": 1_000}
 
 
 def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -84,7 +84,8 @@ def check_relevance(store: Store, queries: Sequence[str], relevance: Relevance, 
         rows, missing = store.rows_of(ids)
         out.unknown.extend(missing)
         out.rows.append(rows)
-        out.weights.append([s for d, s in zip(ids, scores) if d not in set(missing)])
+        unknown = set(missing)
+        out.weights.append([s for d, s in zip(ids, scores) if d not in unknown])
         out.n_relevant.append(sum(1 for s in scores if s > 0))
     out.unknown = sorted(set(out.unknown))
     if out.unknown and unknown_ids == "raise":

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from twotower.data.msmarco import Split
 from twotower.evaluation.baselines import Baseline, BM25Baseline, DenseBaseline, Retrieved
 
@@ -41,25 +39,28 @@ class HybridBaseline(Baseline):
 
     def retrieve(self, split: Split, pids: list[str], qids: list[str], k: int, progress: bool) -> Retrieved:
         depth = min(max(self.depth, k), len(pids))
-        dense_rank, dense_scores, dense_t = self.dense.retrieve(split, pids, qids, depth, progress)
-        bm25_rank, bm25_scores, bm25_t = BM25Baseline().retrieve(split, pids, qids, depth, progress)
-        ranking, scores = {}, {}
-        for q in qids:
-            fused = fuse(dict(zip(dense_rank[q], dense_scores[q])), dict(zip(bm25_rank[q], bm25_scores[q])),
-                         self.weight)
-            top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]  # ties: the lower pid
-            ranking[q], scores[q] = [p for p, _ in top], [s for _, s in top]
-        timings = {name: dense_t.get(name, 0.0) + bm25_t.get(name, 0.0) for name in set(dense_t) | set(bm25_t)}
+        dense = self.dense.retrieve(split, pids, qids, depth, progress)
+        bm25 = BM25Baseline().retrieve(split, pids, qids, depth, progress)
+        ranking, scores = fused_rankings(dense, bm25, self.weight, k)
+        timings = {name: dense[2].get(name, 0.0) + bm25[2].get(name, 0.0) for name in set(dense[2]) | set(bm25[2])}
         return ranking, scores, timings
 
 
 def fuse(dense: dict[str, float], bm25: dict[str, float], weight: float) -> dict[str, float]:
     """{pid: cos + weight · bm25 / max bm25} over both candidate lists; a missing score is that list's lowest."""
-    if not dense and not bm25:
-        return {}
-    dense_floor = min(dense.values()) if dense else 0.0
-    bm25_floor = min(bm25.values()) if bm25 else 0.0
-    bm25_top = max(bm25.values()) if bm25 else 0.0
+    dense_floor = min(dense.values(), default=0.0)
+    bm25_floor = min(bm25.values(), default=0.0)
+    bm25_top = max(bm25.values(), default=0.0)
     scale = weight / bm25_top if bm25_top > 0 else 0.0
-    return {p: float(dense.get(p, dense_floor) + scale * bm25.get(p, bm25_floor))
-            for p in np.unique([*dense, *bm25]).tolist()}
+    return {p: float(dense.get(p, dense_floor) + scale * bm25.get(p, bm25_floor)) for p in {**dense, **bm25}}
+
+
+def fused_rankings(dense: Retrieved, bm25: Retrieved, weight: float, k: int) -> tuple[dict, dict]:
+    """Each query's top `k` by the fused score (ties: the lower pid), from the two retrievers' results; one
+    retrieval serves any number of weights (`bench/bench_headroom.py`)."""
+    ranking, scores = {}, {}
+    for q in dense[0]:
+        fused = fuse(dict(zip(dense[0][q], dense[1][q])), dict(zip(bm25[0][q], bm25[1][q])), weight)
+        top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        ranking[q], scores[q] = [p for p, _ in top], [s for _, s in top]
+    return ranking, scores

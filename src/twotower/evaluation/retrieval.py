@@ -29,6 +29,7 @@ from twotower.data.corpus import CorpusLike
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Qrels, Split
 from twotower.evaluation.metrics import METRIC_NAMES, per_query_metrics
+from twotower.index import exact_search
 
 AllGather = Callable[[torch.Tensor], "torch.Tensor | list[torch.Tensor]"]
 CHUNK = 65_536  # passages encoded and searched at a time: ~65 MB of 256-d vectors
@@ -161,7 +162,6 @@ def _search_corpus(encoder, corpus: CorpusLike, queries: np.ndarray, k: int, chu
     """This rank's top-k over its chunks of the corpus: (scores (nq, k), rows (nq, k), seconds encoding)."""
     from rich.progress import Progress
 
-    knn = _knn()
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_rows = np.full((len(queries), k), -1, dtype=np.int64)
     encode_s = 0.0
@@ -176,23 +176,11 @@ def _search_corpus(encoder, corpus: CorpusLike, queries: np.ndarray, k: int, chu
                 vectors = np.ascontiguousarray(doc_vectors[start:stop], dtype=np.float32)
             encode_s += time.perf_counter() - t
             if len(queries):
-                found_scores, found = knn(queries, vectors, min(k, stop - start))
+                found_scores, found = exact_search(vectors, queries, k)
                 best_scores, best_rows = _top_k(np.hstack([best_scores, found_scores]),
                                                 np.hstack([best_rows, np.where(found >= 0, found + start, -1)]), k)
             bar.advance(task, stop - start)
     return best_scores, best_rows, encode_s
-
-
-def _knn() -> Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
-    """Exact inner-product top-k of queries over one chunk: on a GPU when faiss has one."""
-    import faiss
-
-    from twotower.index import gpu_available
-
-    if gpu_available():
-        resources = faiss.StandardGpuResources()
-        return lambda q, d, k: faiss.knn_gpu(resources, q, d, k, metric=faiss.METRIC_INNER_PRODUCT)
-    return lambda q, d, k: faiss.knn(q, d, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
 def _search_candidates(encoder, corpus: CorpusLike, lists: list[list[str]], queries: np.ndarray, k: int,

@@ -14,7 +14,7 @@ import or call anything else.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from twotower.conf import shipped_targets
-from twotower.data.negatives import check_source_config
+from twotower.data.negatives import SOURCES, check_source_config
 from twotower.data.prepare import upgrade_data
 
 # Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
@@ -40,13 +40,11 @@ class ForeignTargetError(ValueError):
     """A stored run config names a `_target_` that none of the configs we ship names."""
 
 
-def check_targets(node: Any, allowed: frozenset[str], where: str = "") -> None:
-    """Refuse, naming its key, the first `_target_` under `node` that is not in `allowed` (negative sources are
-    checked on their own allow-list, which registered custom sources extend)."""
+def check_targets(node: Any, allowed: Collection[str], where: str = "") -> None:
+    """Refuse, naming its key, the first `_target_` under `node` that is not in `allowed`."""
     if isinstance(node, dict):
         target = node.get("_target_")
-        if isinstance(target, str) and target not in allowed and not where.split(".")[0] == "negatives" \
-                and ".prepare.negatives" not in where:
+        if isinstance(target, str) and target not in allowed:
             raise ForeignTargetError(f"config.yaml sets {where or 'the root'}._target_={target!r}, which no config "
                                      "twotower ships names; refusing to build it (train a new run instead)")
         for key, value in node.items():
@@ -108,7 +106,8 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
     config = _upgraded(OmegaConf.to_container(OmegaConf.load(saved)))
-    check_targets(config, shipped_targets())  # this config gets built: only what our configs name
+    # This config gets built: only what our configs name, and negative sources registered besides.
+    check_targets(config, shipped_targets() | SOURCES.keys())
     cfg = OmegaConf.create(config)
     for item in overrides:
         key, sep, value = item.partition("=")

@@ -64,7 +64,7 @@ search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 SWEEP ?= optuna
 sweep: install  ## Optuna TPE sweep from src/twotower/conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one); SWEEP_DIR=<a sweep folder> resumes or extends its study
 	$(BIN)/python train.py -m hparams_search=$(SWEEP) $(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
-	$(BIN)/python -m twotower.sweep $(SWEEP_DIR)
+	$(BIN)/python -m twotower.reporting.sweep $(SWEEP_DIR)
 
 sweep-dashboard: install  ## make sweep-dashboard SWEEP_DIR=outputs/multirun/<sweep>: optuna-dashboard on its optuna.db
 	@test -f "$(SWEEP_DIR)/optuna.db" || { echo "no optuna.db in SWEEP_DIR='$(SWEEP_DIR)': make sweep-dashboard SWEEP_DIR=outputs/multirun/<sweep>"; exit 2; }

@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> float | None:
         result = train(cfg)
     except Exception:
         # In a sweep one broken configuration must not cost the others: record it and move on. The sweeper
-        # sees NaN (Optuna marks the trial failed); `python -m twotower.sweep` lists the failures.
+        # sees NaN (Optuna marks the trial failed); `python -m twotower.reporting.sweep` lists the failures.
         error = traceback.format_exc()
         Path(cfg.paths.run_dir, "error.txt").write_text(error)
         log.error("job failed, recorded in %s/error.txt:\n%s", cfg.paths.run_dir, error)

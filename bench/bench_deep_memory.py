@@ -30,7 +30,7 @@ from rich.table import Table  # noqa: E402
 from twotower.data.msmarco import read_collection, read_qrels, read_queries  # noqa: E402
 from twotower.deep_memory import GloveMeanEmbedding, MiniLMEmbedding, VectorStore  # noqa: E402
 from twotower.deep_memory.embeddings import cached_collection_embeddings  # noqa: E402
-from twotower.paths import cache_dir, data_dir  # noqa: E402
+from twotower.io.paths import cache_dir, data_dir  # noqa: E402
 
 N_TRAIN = 10_000
 REPORTED = ("recall@1", "recall@10", "recall@100", "mrr@10", "hit_rate@10")
@@ -62,7 +62,9 @@ def wait_for(db: VectorStore, job_id: str) -> dict:
             job = row["job"]
             p = job.get("progress") or {}
             if p.get("epoch"):
-                progress.update(task, total=p["epochs"], completed=p["epoch"], description=f"training: {p.get('stage')}")
+                progress.update(
+                    task, total=p["epochs"], completed=p["epoch"], description=f"training: {p.get('stage')}"
+                )
             elif p.get("stage"):
                 progress.update(task, description=f"training: {p['stage']}")
             if job["status"] not in ("pending", "training"):
@@ -119,7 +121,10 @@ def run_base(name: str, function, args, data) -> dict:
         "splits": {},
     }
     top_k = [1, 3, 5, 10, 50, 100]
-    for split, ids, queries, qrels in (("held-out train", held_ids, train_q, train_qrels), ("dev", list(dev_q), dev_q, dev_qrels)):
+    for split, ids, queries, qrels in (
+        ("held-out train", held_ids, train_q, train_qrels),
+        ("dev", list(dev_q), dev_q, dev_qrels),
+    ):
         ids = [q for q in ids if q in qrels]
         import warnings
 
@@ -159,7 +164,17 @@ def render(results: dict) -> None:
             )
     console.print(table)
     timing = Table(title="Cost")
-    for col in ("base", "accepted", "val z", "epochs (best/run)", "fit s", "job s", "search ms plain", "search ms deep", "overhead"):
+    for col in (
+        "base",
+        "accepted",
+        "val z",
+        "epochs (best/run)",
+        "fit s",
+        "job s",
+        "search ms plain",
+        "search ms deep",
+        "overhead",
+    ):
         timing.add_column(col, justify="right")
     for name, r in results.items():
         timing.add_row(
@@ -200,7 +215,9 @@ def main() -> None:
         results[name] = run_base(name, bases[name], args, data)
     render(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"threads": os.environ.get("OMP_NUM_THREADS"), "results": results}, indent=2, default=float))
+    args.json.write_text(
+        json.dumps({"threads": os.environ.get("OMP_NUM_THREADS"), "results": results}, indent=2, default=float)
+    )
     console.print(f"wrote {args.json}")
 
 

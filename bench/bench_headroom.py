@@ -61,8 +61,10 @@ def main() -> None:
         results[f"n/{part}"] = {"queries": len(qids)}
 
     best = max(WEIGHTS[1:], key=lambda w: results[f"hybrid {w}/train"]["mrr@10"])
-    table = Table(title=f"MRR@10 (R@10), {len(pids):,} passages; {results['n/train']['queries']:,} training "
-                        f"queries, {results['n/dev']['queries']} dev queries")
+    table = Table(
+        title=f"MRR@10 (R@10), {len(pids):,} passages; {results['n/train']['queries']:,} training "
+        f"queries, {results['n/dev']['queries']} dev queries"
+    )
     for column in ("ranking", "train queries", "dev queries"):
         table.add_column(column)
 
@@ -71,7 +73,11 @@ def main() -> None:
 
     table.add_row("BM25", cell("bm25/train"), cell("bm25/dev"))
     for weight in WEIGHTS:
-        label = f"{name} alone" if weight == 0 else f"{name} + {weight} x BM25" + (" (picked on train)" if weight == best else "")
+        label = (
+            f"{name} alone"
+            if weight == 0
+            else f"{name} + {weight} x BM25" + (" (picked on train)" if weight == best else "")
+        )
         table.add_row(label, cell(f"hybrid {weight}/train"), cell(f"hybrid {weight}/dev"))
     console.print(table)
     out = ROOT / "outputs" / "bench" / f"headroom-{name}.json"

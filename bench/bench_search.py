@@ -81,14 +81,34 @@ def bench_corpus(ckpt: Path, quick: bool, milvus: bool, console) -> list[tuple]:
         p50, p95 = percentiles(total)
         label = f"{backend} {kind}"
         rows += [
-            ("24k corpus", f"{label}: build", f"{manifest.build['seconds']:.1f} s, "
-             f"{manifest.build['passages_per_second']:,.0f} passages/s", "reported", None),
-            ("24k corpus", f"{label}: query p50 / p95 (encode+search+fetch)", f"{p50:.2f} / {p95:.2f} ms",
-             "p50 <= 5 ms", p50 <= 5.0 if backend == "faiss" else None),
-            ("24k corpus", f"{label}: encode / search p50", f"{percentiles(encode)[0]:.2f} / {percentiles(search)[0]:.2f} ms",
-             "", None),
-            ("24k corpus", f"{label}: MRR@10 ({len(ranking)} dev queries)", f"{mrr:.4f}",
-             "exact" if kind == "flat" else "≈ flat" if len(ranking) == len(qids) else "", None),
+            (
+                "24k corpus",
+                f"{label}: build",
+                f"{manifest.build['seconds']:.1f} s, {manifest.build['passages_per_second']:,.0f} passages/s",
+                "reported",
+                None,
+            ),
+            (
+                "24k corpus",
+                f"{label}: query p50 / p95 (encode+search+fetch)",
+                f"{p50:.2f} / {p95:.2f} ms",
+                "p50 <= 5 ms",
+                p50 <= 5.0 if backend == "faiss" else None,
+            ),
+            (
+                "24k corpus",
+                f"{label}: encode / search p50",
+                f"{percentiles(encode)[0]:.2f} / {percentiles(search)[0]:.2f} ms",
+                "",
+                None,
+            ),
+            (
+                "24k corpus",
+                f"{label}: MRR@10 ({len(ranking)} dev queries)",
+                f"{mrr:.4f}",
+                "exact" if kind == "flat" else "≈ flat" if len(ranking) == len(qids) else "",
+                None,
+            ),
         ]
     return rows
 
@@ -136,11 +156,22 @@ def bench_random(n: int, n_queries: int, console) -> list[tuple]:
     name = f"{n / 1e6:g}M x {d}-d" if n >= 1_000_000 else f"{n // 1000}k x {d}-d"
     factory = spec.faiss_factory(n)
     return [
-        (name, f"{factory} nprobe={spec.nprobe} k_factor={spec.k_factor}: recall@10 vs exact", f"{recall:.4f}",
-         ">= 0.95", recall >= 0.95),
+        (
+            name,
+            f"{factory} nprobe={spec.nprobe} k_factor={spec.k_factor}: recall@10 vs exact",
+            f"{recall:.4f}",
+            ">= 0.95",
+            recall >= 0.95,
+        ),
         (name, "search p50 / p95 a query (1 thread)", f"{p50:.2f} / {p95:.2f} ms", "p50 <= 5 ms", p50 <= 5.0),
         (name, "build (train + add)", f"{build_s:.1f} s", "reported", None),
-        (name, "memory: index / process peak RSS", f"{index_bytes / 2**20:,.0f} MB / {peak_gb:.2f} GB", "reported", None),
+        (
+            name,
+            "memory: index / process peak RSS",
+            f"{index_bytes / 2**20:,.0f} MB / {peak_gb:.2f} GB",
+            "reported",
+            None,
+        ),
     ]
 
 
@@ -159,16 +190,27 @@ def bench_baselines(quick: bool, console) -> list[tuple]:
         result = baseline.evaluate(split)
         seconds = time.perf_counter() - started
         mrr = result.metrics["mrr@10"]
-        rows.append(("baselines", f"{name} MRR@10 ({result.num_queries} queries, {seconds:.0f} s)", f"{mrr:.4f}",
-                     f"{README_MRR10[name]} ± 0.005", abs(mrr - README_MRR10[name]) <= 0.005))
+        rows.append(
+            (
+                "baselines",
+                f"{name} MRR@10 ({result.num_queries} queries, {seconds:.0f} s)",
+                f"{mrr:.4f}",
+                f"{README_MRR10[name]} ± 0.005",
+                abs(mrr - README_MRR10[name]) <= 0.005,
+            )
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100k random vectors, 100 queries, cached MiniLM only")
-    parser.add_argument("--ckpt", help="checkpoint for the corpus benchmark (default: newest outputs/runs/*/checkpoints/best.pt)")
-    parser.add_argument("--vectors", type=int, help="random vectors for the ANN benchmark (default 1,000,000; 100,000 with --quick)")
+    parser.add_argument(
+        "--ckpt", help="checkpoint for the corpus benchmark (default: newest outputs/runs/*/checkpoints/best.pt)"
+    )
+    parser.add_argument(
+        "--vectors", type=int, help="random vectors for the ANN benchmark (default 1,000,000; 100,000 with --quick)"
+    )
     parser.add_argument("--no-milvus", action="store_true", help="leave Milvus Lite out of the corpus benchmark")
     parser.add_argument("--skip", nargs="*", default=[], choices=["corpus", "random", "baselines"])
     args = parser.parse_args(argv)
@@ -193,14 +235,22 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_corpus(find_checkpoint(args.ckpt, console), args.quick, milvus, console)
     if "random" not in args.skip:
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building and ground truth may use every core
-        rows += bench_random(args.vectors or (100_000 if args.quick else 1_000_000), 200 if args.quick else 1000, console)
+        rows += bench_random(
+            args.vectors or (100_000 if args.quick else 1_000_000), 200 if args.quick else 1000, console
+        )
         faiss.omp_set_num_threads(1)
     if "baselines" not in args.skip:
         torch.set_num_threads(os.cpu_count() or 1)
         rows += bench_baselines(args.quick, console)
 
     table = Table(title="twotower search benchmarks" + (" (--quick)" if args.quick else ""), header_style="bold")
-    for column, justify in (("section", "left"), ("measure", "left"), ("value", "right"), ("target", "left"), ("", "center")):
+    for column, justify in (
+        ("section", "left"),
+        ("measure", "left"),
+        ("value", "right"),
+        ("target", "left"),
+        ("", "center"),
+    ):
         table.add_column(column, justify=justify, no_wrap=column != "measure")
     previous = None
     for section, measure, value, target, ok in rows:
@@ -210,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     out = ROOT / "outputs" / "bench" / "search.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([dict(zip(("section", "measure", "value", "target", "ok"), r)) for r in rows], indent=2) + "\n")
+    out.write_text(
+        json.dumps([dict(zip(("section", "measure", "value", "target", "ok"), r)) for r in rows], indent=2) + "\n"
+    )
     console.print(f"[dim]wrote {out}[/]")
     return 0 if all(r[4] is not False for r in rows) else 1
 

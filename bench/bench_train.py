@@ -63,8 +63,12 @@ def gru_evaluation(dm) -> dict:
     model, _ = build_model(cfg, dm)
     start = time.perf_counter()
     result = evaluate_encoder(TwoTowerEncoder(model), dm.eval_split)
-    return {"seconds": time.perf_counter() - start, **result.timings, "queries": result.num_queries,
-            "passages": result.num_passages}
+    return {
+        "seconds": time.perf_counter() - start,
+        **result.timings,
+        "queries": result.num_queries,
+        "passages": result.num_passages,
+    }
 
 
 def teacher_seconds(experiment: str) -> float:
@@ -88,8 +92,14 @@ def run_experiment(experiment: str) -> dict:
     overrides = ["logger=csv"] + ([] if experiment == "default" else [f"experiment={experiment}"])
     start = time.perf_counter()
     result = api.train(overrides, run_dir=Path("outputs/bench") / experiment / time.strftime("%Y%m%d-%H%M%S"))
-    return {"experiment": experiment, "train_s": time.perf_counter() - start, "teacher_s": teacher_s,
-            "best": result.best, "epochs": len(result.metrics["epochs"]), "checkpoint": str(result.best_checkpoint)}
+    return {
+        "experiment": experiment,
+        "train_s": time.perf_counter() - start,
+        "teacher_s": teacher_s,
+        "best": result.best,
+        "epochs": len(result.metrics["epochs"]),
+        "checkpoint": str(result.best_checkpoint),
+    }
 
 
 def encoding_speed(checkpoints: dict[str, str], texts: list[str]) -> dict[str, float]:
@@ -135,11 +145,21 @@ def main() -> None:
         pipe = pipeline_throughput()
         ev = gru_evaluation(pipe["dm"])
         report.update(pipeline={k: v for k, v in pipe.items() if k not in ("dm", "cfg")}, gru_eval=ev)
-        console.print(table(f"data pipeline and evaluation — {platform.machine()}, {os.cpu_count()} cores",
-                            ["measure", "target", "measured"], [
-            ["tokenised triplets/s (1 core, warm)", ">= 20,000", f"{pipe['warm_per_s']:,.0f}"],
-            ["tokenised triplets/s (1 core, first epoch)", "", f"{pipe['cold_per_s']:,.0f}"],
-            [f"GRU full-corpus eval ({ev['queries']} q, {ev['passages']:,} p), s", "<= 60", f"{ev['seconds']:.1f}"]]))
+        console.print(
+            table(
+                f"data pipeline and evaluation — {platform.machine()}, {os.cpu_count()} cores",
+                ["measure", "target", "measured"],
+                [
+                    ["tokenised triplets/s (1 core, warm)", ">= 20,000", f"{pipe['warm_per_s']:,.0f}"],
+                    ["tokenised triplets/s (1 core, first epoch)", "", f"{pipe['cold_per_s']:,.0f}"],
+                    [
+                        f"GRU full-corpus eval ({ev['queries']} q, {ev['passages']:,} p), s",
+                        "<= 60",
+                        f"{ev['seconds']:.1f}",
+                    ],
+                ],
+            )
+        )
     runs = [run_experiment(e) for e in args.ladder]
     report["ladder"] = runs
     from twotower.data.msmarco import passage_split
@@ -148,15 +168,39 @@ def main() -> None:
     texts = list(split.collection.values())[:ENCODE_SAMPLE]
     speeds = encoding_speed({r["experiment"]: r["checkpoint"] for r in runs}, texts)
     report["passages_per_s"] = speeds
-    rows = [[r["experiment"], f"{r['best']['mrr@10']:.4f}", f"{r['best']['recall@10']:.4f}", f"{r['best']['ndcg@10']:.4f}",
-             f"{r['train_s'] / 60:.1f}", f"{r['teacher_s'] / 60:.1f}", f"{speeds[r['experiment']]:,.0f}",
-             f"{speeds[r['experiment']] / speeds['all-MiniLM-L6-v2']:.0f}x"] for r in runs]
-    rows.append(["all-MiniLM-L6-v2 zero-shot (README)", "0.5314", "0.852", "0.609", "", "",
-                 f"{speeds['all-MiniLM-L6-v2']:,.0f}", "1x"])
+    rows = [
+        [
+            r["experiment"],
+            f"{r['best']['mrr@10']:.4f}",
+            f"{r['best']['recall@10']:.4f}",
+            f"{r['best']['ndcg@10']:.4f}",
+            f"{r['train_s'] / 60:.1f}",
+            f"{r['teacher_s'] / 60:.1f}",
+            f"{speeds[r['experiment']]:,.0f}",
+            f"{speeds[r['experiment']] / speeds['all-MiniLM-L6-v2']:.0f}x",
+        ]
+        for r in runs
+    ]
+    rows.append(
+        [
+            "all-MiniLM-L6-v2 zero-shot (README)",
+            "0.5314",
+            "0.852",
+            "0.609",
+            "",
+            "",
+            f"{speeds['all-MiniLM-L6-v2']:,.0f}",
+            "1x",
+        ]
+    )
     rows.append(["BM25 (README)", "0.3214", "0.679", "0.407", "", "", "", ""])
-    console.print(table(f"the ladder — dev MRR@10 over {len(split.collection):,} passages, torch {torch.__version__}",
-                        ["experiment", "MRR@10", "R@10", "nDCG@10", "train min", "teacher min (cold)",
-                         "passages/s", "vs MiniLM"], rows))
+    console.print(
+        table(
+            f"the ladder — dev MRR@10 over {len(split.collection):,} passages, torch {torch.__version__}",
+            ["experiment", "MRR@10", "R@10", "nDCG@10", "train min", "teacher min (cold)", "passages/s", "vs MiniLM"],
+            rows,
+        )
+    )
     out = Path("outputs/bench/train.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))

@@ -6,7 +6,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
-from twotower.paths import data_dir  # noqa: E402
+from twotower.io.paths import data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,9 @@ def small_msmarco(msmarco_dir, tmp_path_factory) -> Path:
         queries, qrels = read_queries(src / f"queries.{split}.tsv"), read_qrels(src / f"qrels.{split}.tsv")
         qids = [q for q in queries if q in qrels][:n]
         (out / f"queries.{split}.tsv").write_text("".join(f"{q}\t{queries[q]}\n" for q in qids))
-        (out / f"qrels.{split}.tsv").write_text("".join(f"{q}\t0\t{p}\t{r}\n" for q in qids for p, r in qrels[q].items()))
+        (out / f"qrels.{split}.tsv").write_text(
+            "".join(f"{q}\t0\t{p}\t{r}\n" for q in qids for p, r in qrels[q].items())
+        )
         keep |= {p for q in qids for p in qrels[q]}
         if split == "dev":
             run = read_run(src / "run.dev.bm25top20.tsv")
@@ -62,8 +64,14 @@ def tiny_bert(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=256)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
     BertModel(config).save_pretrained(str(folder))
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(minilm_path() / name, folder / name)

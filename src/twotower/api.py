@@ -1,8 +1,8 @@
 """Train from Python (notebooks, scripts) with the same configs as `train.py`, without the command line.
 
-    from twotower import api
-    result = api.train(overrides=["model=gru", "trainer.max_epochs=1"])
-    result.best["mrr@10"], result.run_dir, result.encoder().encode_queries(["cooking an egg"])
+from twotower import api
+result = api.train(overrides=["model=gru", "trainer.max_epochs=1"])
+result.best["mrr@10"], result.run_dir, result.encoder().encode_queries(["cooking an egg"])
 """
 
 from __future__ import annotations
@@ -35,9 +35,13 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[str]:
     return overrides
 
 
-def compose_config(overrides: Sequence[str] = (), config: Mapping[str, Any] | None = None,
-                   run_dir: str | Path | None = None, config_name: str = "train",
-                   config_dir: str | Path = CONF_DIR) -> DictConfig:
+def compose_config(
+    overrides: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    config_name: str = "train",
+    config_dir: str | Path = CONF_DIR,
+) -> DictConfig:
     """The config `train.py` would run with these overrides; `config` is a nested dict of overrides."""
     overrides = list(overrides) + _flatten(config or {})
     run_dir = Path(run_dir or Path("outputs/api") / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
@@ -51,7 +55,8 @@ def compose_config(overrides: Sequence[str] = (), config: Mapping[str, Any] | No
     return cfg
 
 
-def train(overrides: Sequence[str] = (), config: Mapping[str, Any] | None = None,
-          run_dir: str | Path | None = None) -> TrainResult:
+def train(
+    overrides: Sequence[str] = (), config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None
+) -> TrainResult:
     """Train with Hydra overrides (`["model=gru", "loss=triplet"]`) and/or a dict (`{"trainer": {"max_epochs": 1}}`)."""
     return _train(compose_config(overrides, config, run_dir))

@@ -39,23 +39,18 @@ def _unwrapped(exc: BaseException) -> BaseException:
     return exc
 
 
+class UserError(Exception):
+    """Base of twotower's own errors whose message alone lets the user fix the problem (a setting, a path, a
+    file's content). Subsystems derive their errors from it, or from `ValueError` / `FileNotFoundError`;
+    this module imports none of them."""
+
+
 def is_user_error(exc: BaseException) -> bool:
     """Errors with a message meant for the user (a setting, a path, a file's content), not bugs."""
     from omegaconf.errors import OmegaConfBaseException
 
     exc = _unwrapped(exc)
-
-    kinds: tuple[type, ...] = (ValueError, FileNotFoundError, KeyError, OmegaConfBaseException)
-    # Our own error types: ValueError subclasses mostly, but the search package's are not all.
-    with contextlib.suppress(ImportError):
-        from twotower.search.errors import SearchError
-
-        kinds += (SearchError,)
-    with contextlib.suppress(ImportError):
-        from twotower.models.checkpoint import CheckpointError
-
-        kinds += (CheckpointError,)
-    return isinstance(exc, kinds)
+    return isinstance(exc, (UserError, ValueError, FileNotFoundError, KeyError, OmegaConfBaseException))
 
 
 def one_line(exc: BaseException) -> str:

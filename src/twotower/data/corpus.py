@@ -16,84 +16,27 @@ whatever a `Split` holds into one of the two, so callers can take either.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from twotower.fingerprint import file_fingerprint
-from twotower.paths import cache_dir, require
+from twotower.data.corpus_write import SCHEMA, write_corpus
+from twotower.io.atomic import DONE, building
+from twotower.io.fingerprint import file_fingerprint
+from twotower.io.paths import cache_dir, require
+from twotower.retrieval.corpus_like import CorpusLike
+
+__all__ = ["DONE", "Corpus", "CorpusLike"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the on-disk layout changes: old caches are then rebuilt, never misread
-DONE = "_SUCCESS"
-SCHEMA = pa.schema([("pid", pa.string()), ("text", pa.string())])
-
-
-class CorpusLike(Protocol):
-    """What `Corpus` and `DictCorpus` both offer; type hints take this so callers accept either."""
-
-    fingerprint: str
-
-    def __len__(self) -> int: ...
-    def __contains__(self, pid: object) -> bool: ...
-    def pid(self, row: int) -> str: ...
-    def row(self, pid: str) -> int: ...
-    def rows(self, pids: Sequence[str]) -> np.ndarray: ...
-    def find(self, pids: Sequence[str]) -> np.ndarray: ...
-    def texts(self, pids: Sequence[str]) -> list[str]: ...
-    def text_at(self, rows: Sequence[int] | np.ndarray) -> list[str]: ...
-    def pids_at(self, rows: Sequence[int] | np.ndarray) -> list[str]: ...
-    def iter_batches(self, size: int) -> Iterator[tuple[list[str], list[str]]]: ...
-
-
-@contextlib.contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside `out`; on success rename it to `out` (which must then hold `_SUCCESS`).
-
-    The temp name carries the pid, so a later build can tell a dead builder's leftovers (removed) from a live
-    one's. If another process published `out` first (two DDP ranks building the same cache), ours is dropped.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.*.tmp"):
-        if not _alive(stale.name.split(".")[-2]):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if not (tmp / DONE).exists():
-            raise RuntimeError(f"{tmp}: the build finished without writing {DONE}")
-        if out.exists() and not (out / DONE).exists():
-            shutil.rmtree(out)  # an unfinished folder from an older layout: never trusted
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if not (out / DONE).exists():
-                raise
-            log.info("%s was built by another process meanwhile; using that one", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 MAPPING_BATCH = 65_536  # rows per read when a corpus is iterated like a dict
@@ -120,8 +63,13 @@ class Corpus:
         return cls(path)
 
     @classmethod
-    def build(cls, collection_tsv: str | Path, out_dir: str | Path | None = None, block_bytes: int = 16 << 20,
-              progress: bool = False) -> Corpus:
+    def build(
+        cls,
+        collection_tsv: str | Path,
+        out_dir: str | Path | None = None,
+        block_bytes: int = 16 << 20,
+        progress: bool = False,
+    ) -> Corpus:
         """Stream `collection_tsv` (pid TAB passage) into a corpus folder, or reuse the one already built.
 
         Blank passages are skipped and counted (`info["skipped_blank"]`); a duplicate pid raises, naming it.
@@ -137,14 +85,17 @@ class Corpus:
                 return corpus
             log.info("%s was built from another version of %s: rebuilding", out, collection_tsv)
             shutil.rmtree(out)
-        from twotower.data.corpus_write import write_corpus
-
         with building(out) as tmp:
             info = write_corpus(collection_tsv, tmp, block_bytes, progress)
             info.update(fingerprint=fingerprint, source=str(collection_tsv), format=FORMAT)
             (tmp / DONE).write_text(json.dumps(info, indent=2))
-        log.info("built the corpus of %s at %s: %d passages, %d blank skipped", collection_tsv, out,
-                 info["rows"], info["skipped_blank"])
+        log.info(
+            "built the corpus of %s at %s: %d passages, %d blank skipped",
+            collection_tsv,
+            out,
+            info["rows"],
+            info["skipped_blank"],
+        )
         return cls(out)
 
     # -- lookups ------------------------------------------------------------------------------------------
@@ -195,8 +146,10 @@ class Corpus:
         found = self.find(pids)
         if (found < 0).any():
             missing = [p for p, r in zip(pids, found) if r < 0]
-            raise KeyError(f"passage id {missing[0]!r} is not in the corpus {self.path}"
-                           + (f" ({len(missing)} missing ids in all)" if len(missing) > 1 else ""))
+            raise KeyError(
+                f"passage id {missing[0]!r} is not in the corpus {self.path}"
+                + (f" ({len(missing)} missing ids in all)" if len(missing) > 1 else "")
+            )
         return found
 
     def texts(self, pids: Sequence[str]) -> list[str]:

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from twotower.data.corpus import SCHEMA
-
 log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema([("pid", pa.string()), ("text", pa.string())])
+"""The columns of `corpus.arrow`, in this order."""
 
 
 def write_corpus(collection_tsv: Path, out: Path, block_bytes: int, progress: bool) -> dict:
@@ -29,8 +30,11 @@ def write_corpus(collection_tsv: Path, out: Path, block_bytes: int, progress: bo
     pid_chunks: list[pa.Array] = []  # ~12 bytes a passage: 100 MB at 8.8M, the one thing kept whole
     rows = skipped = 0
     size = collection_tsv.stat().st_size
-    with pa.OSFile(str(out / "corpus.arrow"), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer, \
-            Progress(transient=True, disable=not progress) as bar:
+    with (
+        pa.OSFile(str(out / "corpus.arrow"), "wb") as sink,
+        pa.ipc.new_file(sink, SCHEMA) as writer,
+        Progress(transient=True, disable=not progress) as bar,
+    ):
         task = bar.add_task(f"corpus {collection_tsv.name}", total=size)
         while True:
             try:
@@ -38,8 +42,9 @@ def write_corpus(collection_tsv: Path, out: Path, block_bytes: int, progress: bo
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise ValueError(f"{collection_tsv}: not a 2-column TSV (pid, text) near passage {rows + skipped + 1}: "
-                                 f"{exc}") from None
+                raise ValueError(
+                    f"{collection_tsv}: not a 2-column TSV (pid, text) near passage {rows + skipped + 1}: {exc}"
+                ) from None
             text = pc.fill_null(batch.column(1), "")
             keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
             kept = pa.RecordBatch.from_arrays([batch.column(0), text], schema=SCHEMA).filter(keep)
@@ -71,8 +76,9 @@ def _write_index(pids: pa.ChunkedArray, out: Path, source: Path) -> None:
     if len(keys) > 1:
         same = np.flatnonzero(keys[1:] == keys[:-1])
         if len(same):
-            raise ValueError(f"{source}: duplicate passage id {ordered[int(same[0])].as_py()!r} "
-                             f"({len(same)} duplicates in all)")
+            raise ValueError(
+                f"{source}: duplicate passage id {ordered[int(same[0])].as_py()!r} ({len(same)} duplicates in all)"
+            )
     if len(keys) and lengths.min() == 0:
         raise ValueError(f"{source}: a passage has an empty id (kept passage {int(order[np.argmin(lengths)]) + 1})")
     if np.any(data[offsets[1:][lengths > 0] - 1] == 0):  # numpy's bytes type drops trailing NULs

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.data.prepare import PrepareConfig, prepare_triplets, training_qids, triplet_files
-from twotower.fingerprint import files_fingerprint
-from twotower.paths import data_dir, require
+from twotower.io.fingerprint import files_fingerprint
+from twotower.io.paths import data_dir, require
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 class TripletStream(IterableDataset):
     """Rows {query, positive, negatives} from parquet shards, one pass per epoch, sharded and shuffled."""
 
-    def __init__(self, files: list[Path], shuffle_buffer: int = 10_000, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, files: list[Path], shuffle_buffer: int = 10_000, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         super().__init__()
         self.units = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
         self.columns = ["qid", "pid", "neg_pids", "teacher"]
@@ -82,8 +83,9 @@ class TripletStream(IterableDataset):
         yield from buffer
 
 
-def collate_triplets(rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus,
-                     teacher_vectors=None) -> dict[str, Any]:
+def collate_triplets(
+    rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus, teacher_vectors=None
+) -> dict[str, Any]:
     """Fetch the texts of a batch of id rows and tokenise them through the model's own towers: {query: features
     of the B queries, documents: features of the B positives then each row's k negatives, teacher: (B, 1 + k)
     scores when the rows carry them, teacher_vectors: the teacher's vectors of those texts when asked}."""
@@ -92,13 +94,17 @@ def collate_triplets(rows: list[dict[str, Any]], model, queries: Mapping[str, st
         raise ValueError("every triplet in a batch needs the same number of negatives")
     qids = [r["qid"] for r in rows]
     pids = [r["pid"] for r in rows] + [n for r in rows for n in r["neg_pids"]]
-    batch = {"query": model.tokenize_queries([queries[q] for q in qids]),
-             "documents": model.tokenize_documents(corpus.texts(pids))}
+    batch = {
+        "query": model.tokenize_queries([queries[q] for q in qids]),
+        "documents": model.tokenize_documents(corpus.texts(pids)),
+    }
     if rows[0].get("teacher") is not None:
         batch["teacher"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
     if teacher_vectors is not None:
-        batch["teacher_vectors"] = {"query": torch.from_numpy(teacher_vectors.query_vectors(qids)),
-                                    "documents": torch.from_numpy(teacher_vectors.passage_vectors(pids))}
+        batch["teacher_vectors"] = {
+            "query": torch.from_numpy(teacher_vectors.query_vectors(qids)),
+            "documents": torch.from_numpy(teacher_vectors.passage_vectors(pids)),
+        }
     return batch
 
 
@@ -129,12 +135,24 @@ class MSMarcoDataModule(L.LightningDataModule):
                           batch_size=64)
     """
 
-    def __init__(self, dir: str | None = None, source: str = "passage", train_split: str = "train",
-                 eval_split: str = "dev", prepare: PrepareConfig | Mapping[str, Any] | None = None,
-                 batch_size: int = 128, num_workers: int = 0, shuffle_buffer: int = 10_000,
-                 query_max_length: int = 32, doc_max_length: int = 128, seed: int = 0,
-                 triplets_dir: str | None = None, eval_source: str = "passage", refresh_every: int = 0,
-                 teacher_vectors: bool = False) -> None:
+    def __init__(
+        self,
+        dir: str | None = None,
+        source: str = "passage",
+        train_split: str = "train",
+        eval_split: str = "dev",
+        prepare: PrepareConfig | Mapping[str, Any] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        shuffle_buffer: int = 10_000,
+        query_max_length: int = 32,
+        doc_max_length: int = 128,
+        seed: int = 0,
+        triplets_dir: str | None = None,
+        eval_source: str = "passage",
+        refresh_every: int = 0,
+        teacher_vectors: bool = False,
+    ) -> None:
         super().__init__()
         self.dir = Path(dir) if dir else data_dir()
         self.source = source
@@ -186,7 +204,11 @@ class MSMarcoDataModule(L.LightningDataModule):
         """The contents of the files the triplets come from: an edited qrels file never reuses old triplets."""
         if self.source == "passage":
             root = self.dir / "msmarco-passage"
-            files = [root / "collection.tsv", root / f"queries.{self.train_split}.tsv", root / f"qrels.{self.train_split}.tsv"]
+            files = [
+                root / "collection.tsv",
+                root / f"queries.{self.train_split}.tsv",
+                root / f"qrels.{self.train_split}.tsv",
+            ]
         else:
             files = [Path(self.source)]
         return files_fingerprint(files + self.prepare.negatives.files())
@@ -223,8 +245,9 @@ class MSMarcoDataModule(L.LightningDataModule):
         if self._teacher is None:
             from twotower.data.scoring import TeacherScores
 
-            self._teacher = TeacherScores.load(self.prepare.teacher, self.train_split_data,
-                                               training_qids(self.train_split_data))
+            self._teacher = TeacherScores.load(
+                self.prepare.teacher, self.train_split_data, training_qids(self.train_split_data)
+            )
         return self._teacher
 
     def _model(self):
@@ -248,10 +271,16 @@ class MSMarcoDataModule(L.LightningDataModule):
                 self._files = refresh_negatives(self, trainer, epoch)
         stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
         return _EpochLoader(
-            stream, batch_size=self.batch_size, num_workers=self.num_workers,
-            collate_fn=partial(collate_triplets, model=self._model(), queries=self.train_split_data.queries,
-                               corpus=as_corpus(self.train_split_data.collection),
-                               teacher_vectors=self._teacher_vectors()),
+            stream,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=partial(
+                collate_triplets,
+                model=self._model(),
+                queries=self.train_split_data.queries,
+                corpus=as_corpus(self.train_split_data.collection),
+                teacher_vectors=self._teacher_vectors(),
+            ),
             epoch=self._stream_epoch,
             persistent_workers=False,
         )

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from twotower.data.corpus import CorpusLike
+from twotower.retrieval.corpus_like import CorpusLike
 
 
 class DictCorpus:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from twotower.paths import data_dir, require
+from twotower.io.paths import data_dir, require
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ def _read_tsv(path: str | Path, names: list[str], what: str) -> pa.Table:
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
         )
     except pa.ArrowInvalid as exc:
-        raise DataFormatError(f"{path}: not a {len(names)}-column TSV ({', '.join(names)}): {_first_bad_line(path, len(names)) or exc}") from None
+        raise DataFormatError(
+            f"{path}: not a {len(names)}-column TSV ({', '.join(names)}): {_first_bad_line(path, len(names)) or exc}"
+        ) from None
     return table
 
 
@@ -138,8 +140,10 @@ def read_qrels(path: str | Path) -> Qrels:
             qid, _, pid, rel = parts
             judged = qrels.setdefault(qid, {})
             if pid in judged:
-                raise DataFormatError(f"{path}, line {lineno}: query {qid!r} judges passage {pid!r} a second time "
-                                      f"(first on line {_qrels_line(path, qid, pid)}); keep one row per (qid, pid)")
+                raise DataFormatError(
+                    f"{path}, line {lineno}: query {qid!r} judges passage {pid!r} a second time "
+                    f"(first on line {_qrels_line(path, qid, pid)}); keep one row per (qid, pid)"
+                )
             try:
                 judged[pid] = int(rel)
             except ValueError:
@@ -202,7 +206,11 @@ def read_v11_parquet(path: str | Path) -> Split:
         if col not in schema.names:
             raise DataFormatError(f"{path}: column {col!r} is missing (columns: {', '.join(schema.names)})")
     passages_type = schema.field("passages").type
-    sub = {passages_type.field(i).name for i in range(passages_type.num_fields)} if pa.types.is_struct(passages_type) else set()
+    sub = (
+        {passages_type.field(i).name for i in range(passages_type.num_fields)}
+        if pa.types.is_struct(passages_type)
+        else set()
+    )
     for col in ("is_selected", "passage_text"):
         if col not in sub:
             raise DataFormatError(f"{path}: column 'passages.{col}' is missing (passages has: {sorted(sub)})")

@@ -7,7 +7,7 @@ up at random). Each one has a config in `twotower/conf/negatives/`, chosen on th
 
 * `RandomNegatives` (`random`): no pool, every negative drawn uniformly from the collection;
 * `CandidateNegatives` (`candidates`): the query's own candidates (the v1.1 passage lists, or a run file);
-* `BM25Negatives` (`bm25`): BM25 ranks `skip` .. `skip + depth` (`twotower.bm25`);
+* `BM25Negatives` (`bm25`): BM25 ranks `skip` .. `skip + depth` (`twotower.retrieval.bm25`);
 * `DenseNegatives` (`dense`): the teacher's ranks `skip` .. `skip + depth` (exact inner product; ANCE,
   sentence-transformers' `mine_hard_negatives`);
 * `MixedNegatives` (`bm25+dense`): several sources, their rankings interleaved so each has an equal share of
@@ -117,14 +117,14 @@ class BM25Negatives(NegativeSource):
         _whole(self.skip, "skip", 0, type(self).__name__)
 
     def pools(self, split: Split, qids: list[str], miner: Miner | None = None) -> dict[str, list[str]]:
-        from twotower.bm25 import bm25_index, mine
         from twotower.data.dict_corpus import as_corpus
+        from twotower.retrieval.bm25 import bm25_index, mine
 
-        # One cached index per corpus (twotower.bm25), searched in batches on every core.
+        # One cached index per corpus (twotower.retrieval.bm25), searched in batches on every core.
         index = bm25_index(as_corpus(split.collection), progress=True)
         depth = min(self.depth + self.skip, len(index))
         pools = mine(index, {q: split.queries[q] for q in qids}, depth, n_threads=os.cpu_count() or 1, progress=True)
-        return {q: pids[self.skip:] for q, pids in pools.items()}
+        return {q: pids[self.skip :] for q, pids in pools.items()}
 
     def pool_size(self) -> int:
         return self.depth + self.skip
@@ -188,8 +188,10 @@ class MixedNegatives(NegativeSource):
 
     def settings(self) -> dict[str, Any]:
         # A list: the order of the sources decides the pools, so it keys the triplets too.
-        return {"_target_": _path(type(self)),
-                "sources": [{"name": k, **s.settings()} for k, s in self.sources.items()]}
+        return {
+            "_target_": _path(type(self)),
+            "sources": [{"name": k, **s.settings()} for k, s in self.sources.items()],
+        }
 
 
 def dense_part(source: NegativeSource) -> DenseNegatives:
@@ -224,8 +226,10 @@ def check_source_config(config: Any, where: str = "data.prepare.negatives") -> N
         target = config.get("_target_")
         if target is not None and target not in SOURCES:
             names = ", ".join(sorted(c.__name__ for c in SOURCES.values()))
-            raise UntrustedSourceError(f"{where} names {target!r}, which is not one of twotower's negative sources "
-                                       f"({names}); refusing to build it")
+            raise UntrustedSourceError(
+                f"{where} names {target!r}, which is not one of twotower's negative sources "
+                f"({names}); refusing to build it"
+            )
         for key, value in config.items():
             check_source_config(value, f"{where}.{key}")
     elif isinstance(config, (list, tuple)):
@@ -262,10 +266,13 @@ def upgrade_source(prepare: Mapping[str, Any]) -> dict[str, Any]:
     old = {**OLD_SETTINGS, **old}
     bm25 = {"_target_": _path(BM25Negatives), "depth": old["bm25_depth"], "skip": old["bm25_skip"]}
     dense = {"_target_": _path(DenseNegatives), "depth": old["dense_depth"], "skip": old["dense_skip"]}
-    configs = {"random": {"_target_": _path(RandomNegatives)},
-               "candidates": {"_target_": _path(CandidateNegatives), "run_file": old["run_file"]},
-               "bm25": bm25, "dense": dense,
-               "bm25+dense": {"_target_": _path(MixedNegatives), "sources": {"bm25": bm25, "dense": dense}}}
+    configs = {
+        "random": {"_target_": _path(RandomNegatives)},
+        "candidates": {"_target_": _path(CandidateNegatives), "run_file": old["run_file"]},
+        "bm25": bm25,
+        "dense": dense,
+        "bm25+dense": {"_target_": _path(MixedNegatives), "sources": {"bm25": bm25, "dense": dense}},
+    }
     if name not in configs:
         raise ValueError(f"the run's data.prepare.negatives is {name!r}, not one of {', '.join(configs)}")
     prepare["negatives"] = configs[name]

@@ -29,20 +29,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.progress import track
 
-from twotower.atomic import atomic_path
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split
 from twotower.data.negatives import OLD_SETTINGS, NegativeSource, RandomNegatives, build_source, upgrade_source
-from twotower.paths import cache_dir
+from twotower.io.atomic import atomic_path
+from twotower.io.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([
-    ("qid", pa.string()),
-    ("pid", pa.string()),
-    ("neg_pids", pa.list_(pa.string())),
-    ("teacher", pa.list_(pa.float32())),
-])
+SCHEMA = pa.schema(
+    [
+        ("qid", pa.string()),
+        ("pid", pa.string()),
+        ("neg_pids", pa.list_(pa.string())),
+        ("teacher", pa.list_(pa.float32())),
+    ]
+)
 DONE = "_SUCCESS.json"
 
 
@@ -76,23 +78,34 @@ class PrepareConfig:
 
     def check(self) -> None:
         if not isinstance(self.negatives, NegativeSource):
-            raise ValueError(f"data.prepare.negatives must be a negative source (twotower.data.negatives; on the "
-                             f"command line negatives=NAME), got {self.negatives!r}")
+            raise ValueError(
+                f"data.prepare.negatives must be a negative source (twotower.data.negatives; on the "
+                f"command line negatives=NAME), got {self.negatives!r}"
+            )
         if not 0 < self.subsample <= 1:
             raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
         if self.num_negatives < 1:
             raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
         if self.negatives.needs_teacher and not self.teacher:
-            raise ValueError(f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher "
-                             "(e.g. minilm)")
+            raise ValueError(
+                f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher (e.g. minilm)"
+            )
         if self.teacher_margin is not None and not self.teacher:
             raise ValueError("data.prepare.teacher_margin filters with the teacher's scores: set data.prepare.teacher")
 
 
 # The prepare settings as runs written before the `prepare` node kept them flat in `data`, with the defaults those
 # runs ran with (the source's own settings are upgraded by `twotower.data.negatives.upgrade_source`).
-FLAT_DEFAULTS = {"negatives": "random", "num_negatives": 1, "subsample": 1.0, **OLD_SETTINGS, "teacher": None,
-                 "teacher_margin": None, "shard_rows": 50_000, "row_group_rows": 1_000}
+FLAT_DEFAULTS = {
+    "negatives": "random",
+    "num_negatives": 1,
+    "subsample": 1.0,
+    **OLD_SETTINGS,
+    "teacher": None,
+    "teacher_margin": None,
+    "shard_rows": 50_000,
+    "row_group_rows": 1_000,
+}
 
 
 def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,15 +118,21 @@ def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:
     flat = {k: data.pop(k) for k in FLAT_DEFAULTS if k in data}
     if flat:
         nested = dict(data.get("prepare") or {})
-        data["prepare"] = {"_target_": f"{__name__}.PrepareConfig", **FLAT_DEFAULTS, **flat,
-                           "seed": data.get("seed", 0), **nested}
+        data["prepare"] = {
+            "_target_": f"{__name__}.PrepareConfig",
+            **FLAT_DEFAULTS,
+            **flat,
+            "seed": data.get("seed", 0),
+            **nested,
+        }
     if isinstance(data.get("prepare"), Mapping):
         data["prepare"] = upgrade_source(data["prepare"])
     return data
 
 
-def prepare_triplets(split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None,
-                     inputs: str = "", miner=None) -> Path:
+def prepare_triplets(
+    split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None, inputs: str = "", miner=None
+) -> Path:
     """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source`, the fingerprint
     of the input files `inputs` and `config`). `miner` mines the dense negatives instead of the teacher (the
     model being trained, for an ANCE-style refresh; see `data.datamodule`)."""
@@ -177,10 +196,12 @@ def check_memory(n_queries: int, config: PrepareConfig) -> None:
     need = n_queries * config.negatives.pool_size() * POOL_BYTES
     free = available_memory()
     if free is not None and need > 0.8 * free:
-        raise NotEnoughMemory(f"mining negatives for {n_queries:,} queries keeps ~{need / 2**30:.1f} GB of candidate "
-                              f"pools but {free / 2**30:.1f} GB is free: lower data.prepare.subsample (now "
-                              f"{config.subsample}), negatives.depth (in a mix, negatives.sources.<name>.depth), or "
-                              "mine in shards (twotower.bm25.mine_shard)")
+        raise NotEnoughMemory(
+            f"mining negatives for {n_queries:,} queries keeps ~{need / 2**30:.1f} GB of candidate "
+            f"pools but {free / 2**30:.1f} GB is free: lower data.prepare.subsample (now "
+            f"{config.subsample}), negatives.depth (in a mix, negatives.sources.<name>.depth), or "
+            "mine in shards (twotower.retrieval.bm25.mine_shard)"
+        )
 
 
 def training_qids(split: Split) -> list[str]:
@@ -224,8 +245,17 @@ class ShardWriter:
     def finish(self, source: str) -> Path:
         self._flush()
         with atomic_path(self.out / DONE) as tmp:
-            tmp.write_text(json.dumps({"rows": self.total, "shards": len(self.shards), "source": source,
-                                       "config": self.config.settings()}, indent=2))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "rows": self.total,
+                        "shards": len(self.shards),
+                        "source": source,
+                        "config": self.config.settings(),
+                    },
+                    indent=2,
+                )
+            )
         log.info("wrote %d triplets in %d shards to %s", self.total, len(self.shards), self.out)
         return self.out
 

@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 def check_reloads(trainer, refresh_every: int) -> None:
     if refresh_every and trainer.reload_dataloaders_every_n_epochs != refresh_every:
-        raise ValueError(f"data.refresh_every={refresh_every} needs trainer.reload_dataloaders_every_n_epochs="
-                         f"{refresh_every} (now {trainer.reload_dataloaders_every_n_epochs})")
+        raise ValueError(
+            f"data.refresh_every={refresh_every} needs trainer.reload_dataloaders_every_n_epochs="
+            f"{refresh_every} (now {trainer.reload_dataloaders_every_n_epochs})"
+        )
 
 
 def refresh_negatives(datamodule, trainer, epoch: int) -> list[Path]:
@@ -39,11 +41,15 @@ def refresh_negatives(datamodule, trainer, epoch: int) -> list[Path]:
         corpus = as_corpus(split.collection)
         pids = corpus.pids_at(range(len(corpus)))
         qids = sorted({q for q in split.queries if split.qrels.get(q)})
-        log.info("epoch %d: re-mining dense negatives with the model (%d queries, %d passages)", epoch, len(qids),
-                 len(pids))
-        miner = VectorMiner(encoder.encode_queries([split.queries[q] for q in qids], progress=True),
-                            encoder.encode_documents(corpus.texts(pids), progress=True), corpus,
-                            {q: i for i, q in enumerate(qids)})
+        log.info(
+            "epoch %d: re-mining dense negatives with the model (%d queries, %d passages)", epoch, len(qids), len(pids)
+        )
+        miner = VectorMiner(
+            encoder.encode_queries([split.queries[q] for q in qids], progress=True),
+            encoder.encode_documents(corpus.texts(pids), progress=True),
+            corpus,
+            {q: i for i, q in enumerate(qids)},
+        )
         # Same seed: the same subsample of queries as the first set; the pools, hence the draws, are new.
         config = dataclasses.replace(datamodule.prepare, negatives=dense_part(datamodule.prepare.negatives))
         prepare_triplets(split, config, f"refresh:{epoch}", out, miner=miner)

@@ -61,8 +61,10 @@ class TeacherScores:
     def mine(self, qids: list[str], skip: int, depth: int) -> dict[str, list[str]]:
         """Each query's passages ranked `skip` .. `skip + depth` by the teacher (exact inner product)."""
         if not self.bi_encoder:
-            raise ValueError("a cross-encoder teacher cannot mine negatives: use negatives=bm25 with it, "
-                             "or a bi-encoder teacher (minilm, a sentence-transformers folder, a .pt)")
+            raise ValueError(
+                "a cross-encoder teacher cannot mine negatives: use negatives=bm25 with it, "
+                "or a bi-encoder teacher (minilm, a sentence-transformers folder, a .pt)"
+            )
         return VectorMiner(self.queries, self.passages, self.corpus, self.query_row).mine(qids, skip, depth)
 
 
@@ -74,7 +76,7 @@ class VectorMiner:
 
     def mine(self, qids: list[str], skip: int, depth: int) -> dict[str, list[str]]:
         """Each query's passages ranked `skip` .. `skip + depth` (exact inner product)."""
-        from twotower.index import exact_search
+        from twotower.retrieval.exact import exact_search
 
         rows = np.array([self.query_row[q] for q in qids])
         _, hits = exact_search(self.passages, self.queries[rows], skip + depth)

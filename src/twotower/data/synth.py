@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twotower.data.corpus import DONE, building
-from twotower.paths import data_dir
+from twotower.io.atomic import DONE, building
+from twotower.io.paths import data_dir
 
 BLOCK = 20_000  # passages generated from one seeded RNG: the unit of determinism and of writing
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -80,19 +80,22 @@ class _Seed:
         self.pairs: dict[str, list[tuple[str, str]]] = {}
         for split in ("train", "dev"):
             queries, qrels = read_queries(source / f"queries.{split}.tsv"), read_qrels(source / f"qrels.{split}.tsv")
-            self.pairs[split] = [(text, collection[pid]) for qid, text in queries.items()
-                                 for pid, rel in sorted(qrels.get(qid, {}).items())
-                                 if rel > 0 and pid in collection and _shared(text, collection[pid])]
+            self.pairs[split] = [
+                (text, collection[pid])
+                for qid, text in queries.items()
+                for pid, rel in sorted(qrels.get(qid, {}).items())
+                if rel > 0 and pid in collection and _shared(text, collection[pid])
+            ]
             if not self.pairs[split]:
                 raise ValueError(f"{source}: no {split} query has a relevant passage in collection.tsv")
 
 
 def _shared(query: str, passage: str) -> bool:
     """Whether the pair shares a word that is not a stop-word: a relevant passage lexical search can find."""
-    from twotower.bm25 import TOKEN, _stopwords
+    from twotower.retrieval.text import bm25_stopwords, bm25_words
 
-    stop = _stopwords("en")
-    return bool((set(TOKEN.findall(query.lower())) - stop) & set(TOKEN.findall(passage.lower())))
+    stop = bm25_stopwords("en")
+    return bool(set(bm25_words(query, stop)) & set(bm25_words(passage)))
 
 
 def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None = None, progress: bool = False) -> Path:
@@ -100,8 +103,10 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
     target = Path(out) / "msmarco-passage"
     n_queries = config.queries + config.dev_queries
     if n_queries > config.passages:
-        raise ValueError(f"{config.queries:,} train + {config.dev_queries:,} dev queries need as many relevant "
-                         f"passages, but --passages is {config.passages:,}")
+        raise ValueError(
+            f"{config.queries:,} train + {config.dev_queries:,} dev queries need as many relevant "
+            f"passages, but --passages is {config.passages:,}"
+        )
     source = Path(source) if source else data_dir() / "msmarco-passage"
     stamp = {"config": asdict(config), "source": str(source.resolve())}
     if (target / DONE).exists():
@@ -111,8 +116,10 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
     seed = _Seed(source)
     rng = np.random.default_rng(config.seed)
     # Which real pair each synthetic query repeats, and the pid of its relevant passage.
-    picks = {split: rng.permutation(np.arange(n) % len(seed.pairs[split]))
-             for split, n in (("train", config.queries), ("dev", config.dev_queries))}
+    picks = {
+        split: rng.permutation(np.arange(n) % len(seed.pairs[split]))
+        for split, n in (("train", config.queries), ("dev", config.dev_queries))
+    }
     slots = rng.choice(config.passages, n_queries, replace=False) if n_queries else np.zeros(0, np.int64)
     with building(target) as tmp:
         queries = _write_queries(tmp, seed, picks, slots, config)
@@ -123,8 +130,9 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
     return target
 
 
-def _write_queries(tmp: Path, seed: _Seed, picks: dict[str, np.ndarray], slots: np.ndarray,
-                   config: SynthConfig) -> list[tuple[str, str]]:
+def _write_queries(
+    tmp: Path, seed: _Seed, picks: dict[str, np.ndarray], slots: np.ndarray, config: SynthConfig
+) -> list[tuple[str, str]]:
     """queries/qrels files; returns (query, relevant passage) per synthetic query, in slot order."""
     made: list[tuple[str, str]] = []
     r = random.Random(config.seed)
@@ -151,13 +159,17 @@ def _write_queries(tmp: Path, seed: _Seed, picks: dict[str, np.ndarray], slots: 
     return made
 
 
-def _write_collection(path: Path, seed: _Seed, queries: list[tuple[str, str]], slots: np.ndarray,
-                      config: SynthConfig, progress: bool) -> None:
+def _write_collection(
+    path: Path, seed: _Seed, queries: list[tuple[str, str]], slots: np.ndarray, config: SynthConfig, progress: bool
+) -> None:
     from rich.progress import Progress
 
     order = np.argsort(slots)
     sorted_slots = slots[order]
-    with open(path, "w", encoding="utf-8", buffering=1 << 22) as fh, Progress(transient=True, disable=not progress) as bar:
+    with (
+        open(path, "w", encoding="utf-8", buffering=1 << 22) as fh,
+        Progress(transient=True, disable=not progress) as bar,
+    ):
         task = bar.add_task(f"synthetic collection ({config.passages:,} passages)", total=config.passages)
         for block_start in range(0, config.passages, BLOCK):
             block_stop = min(block_start + BLOCK, config.passages)
@@ -204,9 +216,9 @@ def _relevant(r: random.Random, seed: _Seed, query: str, passage: str) -> str:
 
 def _write_bm25_run(tmp: Path, progress: bool) -> None:
     """run.dev.bm25top20.tsv (`qid pid rank`), from the project's BM25 over the synthetic corpus."""
-    from twotower.bm25 import BM25Index
     from twotower.data.corpus import Corpus
     from twotower.data.msmarco import read_queries
+    from twotower.retrieval.bm25 import BM25Index
 
     corpus = Corpus.build(tmp / "collection.tsv", out_dir=tmp / ".corpus", progress=progress)
     index = BM25Index.build(corpus, out_dir=tmp / ".bm25", progress=progress)
@@ -221,6 +233,7 @@ def _write_bm25_run(tmp: Path, progress: bool) -> None:
 
 # -- `twotower synth` ----------------------------------------------------------------------------------------
 
+
 def configure(parser) -> None:
     parser.add_argument("--passages", required=True, help="collection size: 1M, 8.8M, 300k or a plain number")
     parser.add_argument("--queries", required=True, help="training queries (each with one relevant passage)")
@@ -234,13 +247,20 @@ def configure(parser) -> None:
 def run(args) -> int:
     import time
 
-    from twotower.console import console
+    from twotower.io.console import console
 
-    config = SynthConfig(passages=parse_count(args.passages), queries=parse_count(args.queries),
-                         dev_queries=parse_count(args.dev_queries), seed=args.seed, bm25_run=args.bm25_run)
+    config = SynthConfig(
+        passages=parse_count(args.passages),
+        queries=parse_count(args.queries),
+        dev_queries=parse_count(args.dev_queries),
+        seed=args.seed,
+        bm25_run=args.bm25_run,
+    )
     started = time.perf_counter()
     target = synthesize(args.out, config, args.source, progress=True)
     size = (target / "collection.tsv").stat().st_size
-    console().print(f"wrote [bold]{target}[/]: {config.passages:,} passages ({size / 2**20:,.0f} MB), "
-                    f"{config.queries:,} train and {config.dev_queries:,} dev queries in {time.perf_counter() - started:.1f} s")
+    console().print(
+        f"wrote [bold]{target}[/]: {config.passages:,} passages ({size / 2**20:,.0f} MB), "
+        f"{config.queries:,} train and {config.dev_queries:,} dev queries in {time.perf_counter() - started:.1f} s"
+    )
     return 0

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from twotower.embedding_cache import cached_embeddings, texts_digest
-from twotower.fingerprint import file_fingerprint
-from twotower.paths import cache_dir
+from twotower.io.fingerprint import file_fingerprint
+from twotower.io.paths import cache_dir
+from twotower.retrieval.embedding_cache import cached_embeddings, texts_digest
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,17 @@ class Teacher:
         self.identity = identity  # changes whenever the teacher's weights do
         self._encode = encode
 
-    def vectors(self, ids: Sequence[str], text_of: Callable[[list[str]], list[str]], side: str,
-                progress: bool = True) -> np.ndarray:
+    def vectors(
+        self, ids: Sequence[str], text_of: Callable[[list[str]], list[str]], side: str, progress: bool = True
+    ) -> np.ndarray:
         """Vectors of `ids` (rows in that order), from the cache or encoded (resumable) and cached."""
         texts = text_of(list(ids))
         # The key covers the teacher's weights and every text: another corpus or teacher never reuses it.
         key = f"{self.identity}:{side}"
         target = cache_dir() / "teacher" / f"{self.name}_{side}_{texts_digest(texts, key)[:16]}.npy"
-        return cached_embeddings(lambda batch: self._encode(batch, side), texts, target,
-                                 f"{self.name} {side}", CACHE_PART, progress, key=key)
+        return cached_embeddings(
+            lambda batch: self._encode(batch, side), texts, target, f"{self.name} {side}", CACHE_PART, progress, key=key
+        )
 
     def score(self, query_vectors: np.ndarray, doc_vectors: np.ndarray) -> np.ndarray:
         """(rows, d) x (rows, m, d) -> (rows, m) inner products."""
@@ -82,8 +84,16 @@ def _sentence_transformer_teacher(path: Path, name: str) -> Teacher:
             loaded.append(SentenceTransformer(str(path), device="cuda" if torch.cuda.is_available() else "cpu"))
         model = loaded[0]
         fn = model.encode_query if side == "query" else model.encode_document
-        return np.asarray(fn(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True, convert_to_numpy=True,
-                             show_progress_bar=False), dtype=np.float32)
+        return np.asarray(
+            fn(
+                texts,
+                batch_size=ENCODE_BATCH,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )
 
     return Teacher(name, folder_identity(path), encode)
 
@@ -119,8 +129,10 @@ def load_teacher(spec: str) -> Teacher | CrossEncoderTeacher:
         return _sentence_transformer_teacher(minilm_path(), "minilm")
     path = Path(spec).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"teacher not found: {path} (data.prepare.teacher takes `minilm`, a "
-                                "sentence-transformers or cross-encoder model folder, or a twotower .pt checkpoint)")
+        raise FileNotFoundError(
+            f"teacher not found: {path} (data.prepare.teacher takes `minilm`, a "
+            "sentence-transformers or cross-encoder model folder, or a twotower .pt checkpoint)"
+        )
     if path.is_file():
         return _checkpoint_teacher(path)
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():

@@ -32,23 +32,37 @@ def paired_test(base: np.ndarray, new: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def judge(base: dict[str, np.ndarray], new: dict[str, np.ndarray], settings: TrainingSettings) -> tuple[bool, str, float, float]:
+def judge(
+    base: dict[str, np.ndarray], new: dict[str, np.ndarray], settings: TrainingSettings
+) -> tuple[bool, str, float, float]:
     """Accept a model only if it beats plain search on held-back validation queries, clearly, and no guard
     metric falls by more than `max_val_drop`. Returns (accepted, why, t and p of the monitored gain)."""
     m = settings.monitor
     gain = float(new[m].mean() - base[m].mean())
     t, p = paired_test(base[m], new[m])
-    head = (f"validation {m} {base[m].mean():.4f} -> {new[m].mean():.4f} ({gain:+.4f}, paired t={t:.2f}, "
-            f"p={p:.3g}, {len(base[m])} queries)")
+    head = (
+        f"validation {m} {base[m].mean():.4f} -> {new[m].mean():.4f} ({gain:+.4f}, paired t={t:.2f}, "
+        f"p={p:.3g}, {len(base[m])} queries)"
+    )
     if gain <= settings.min_val_gain or p > settings.max_val_p:
-        return False, (
-            f"{head}: not a clear gain over plain search (needs > {settings.min_val_gain:+.4f} and p <= "
-            f"{settings.max_val_p}); the model is kept but not used by default"
-        ), t, p
+        return (
+            False,
+            (
+                f"{head}: not a clear gain over plain search (needs > {settings.min_val_gain:+.4f} and p <= "
+                f"{settings.max_val_p}); the model is kept but not used by default"
+            ),
+            t,
+            p,
+        )
     for name in settings.guard_metrics:
         drop = float(base[name].mean() - new[name].mean())
         if drop > settings.max_val_drop:
-            return False, (
-                f"{head}, but {name} fell by {drop:.4f} (> {settings.max_val_drop}); the model is kept but not used by default"
-            ), t, p
+            return (
+                False,
+                (
+                    f"{head}, but {name} fell by {drop:.4f} (> {settings.max_val_drop}); the model is kept but not used by default"
+                ),
+                t,
+                p,
+            )
     return True, head, t, p

@@ -82,7 +82,12 @@ class QueryAdapter(nn.Module):
         with torch.no_grad():
             w = (self.delta_weight().T + torch.eye(self.dim)).numpy().copy()
             mlp = (
-                (self.mlp_in.weight.T.numpy().copy(), self.mlp_in.bias.numpy().copy(), self.mlp_out.weight.T.numpy().copy(), self.mlp_out.bias.numpy().copy())
+                (
+                    self.mlp_in.weight.T.numpy().copy(),
+                    self.mlp_in.bias.numpy().copy(),
+                    self.mlp_out.weight.T.numpy().copy(),
+                    self.mlp_out.bias.numpy().copy(),
+                )
                 if self.kind == "mlp"
                 else None
             )

@@ -80,7 +80,9 @@ def check_relevance(store: Store, queries: Sequence[str], relevance: Relevance, 
             ids.append(str(doc_id))
             scores.append(float(score))
         if max(scores) <= 0:
-            raise ValueError(f"relevance[{i}] gives every document score 0: query {i} has nothing relevant to learn from")
+            raise ValueError(
+                f"relevance[{i}] gives every document score 0: query {i} has nothing relevant to learn from"
+            )
         rows, missing = store.rows_of(ids)
         out.unknown.extend(missing)
         out.rows.append(rows)
@@ -123,7 +125,9 @@ class RelevanceData:
 
     def subset(self, idx: np.ndarray) -> RelevanceData:
         pairs = [self.relevant(int(i)) for i in idx]
-        return RelevanceData.from_lists(self.queries[idx], [r.tolist() for r, _ in pairs], [w.tolist() for _, w in pairs])
+        return RelevanceData.from_lists(
+            self.queries[idx], [r.tolist() for r, _ in pairs], [w.tolist() for _, w in pairs]
+        )
 
     def qrels(self) -> list[set[int]]:
         """Per query, the rows that count as relevant when scoring (relevance > 0)."""

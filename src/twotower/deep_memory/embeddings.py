@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from twotower.embedding_cache import cached_embeddings
-from twotower.fingerprint import files_fingerprint
-from twotower.paths import cache_dir
-from twotower.text import glove_words, words
+from twotower.io.fingerprint import files_fingerprint
+from twotower.io.paths import cache_dir
+from twotower.retrieval.embedding_cache import cached_embeddings
+from twotower.retrieval.text import glove_words, words
 
 EmbeddingFunction = Callable[[list[str]], "np.ndarray"]
 
@@ -34,7 +34,9 @@ class EmbeddingDimensionError(ValueError):
     """The embedding function returned vectors of the wrong shape for this store."""
 
 
-def embed(embedding_function: EmbeddingFunction, texts: Sequence[str], dim: int | None = None, what: str = "texts") -> np.ndarray:
+def embed(
+    embedding_function: EmbeddingFunction, texts: Sequence[str], dim: int | None = None, what: str = "texts"
+) -> np.ndarray:
     """Call `embedding_function` and check it returned one finite `dim`-wide row per text."""
     vectors = np.asarray(embedding_function(list(texts)), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(texts):
@@ -193,7 +195,7 @@ def describe(embedding_function: EmbeddingFunction) -> str:
 
 def collection_cache_path(name: str, collection: str | os.PathLike) -> Path:
     """`<cache>/<name>_collection_<fingerprint>.npy`: the fingerprint covers the collection file's contents
-    (`twotower.fingerprint`), so an edited or replaced collection, even one of the same size, gets a new cache.
+    (`twotower.io.fingerprint`), so an edited or replaced collection, even one of the same size, gets a new cache.
 
     Rows are in the collection file's order, so `msmarco.read_collection(path)` keys line up with them.
     """

@@ -1,6 +1,6 @@
 """Deep Memory's ranking metrics under its own (Deep Lake's) names, per query.
 
-Nothing is computed here: rankings come from `twotower.index.exact_search` and metrics from
+Nothing is computed here: rankings come from `twotower.retrieval.exact.exact_search` and metrics from
 `twotower.evaluation.metrics` (trec_eval definitions, checked against pytrec_eval and ranx). This module only
 maps store rows to ids and keeps the keys deep memory reports:
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from twotower.evaluation import metrics
-from twotower.index import exact_search
+from twotower.retrieval.exact import exact_search
 
 KINDS = ("recall", "mrr", "hit_rate", "precision")
 REPORTED = ("recall", "mrr", "hit_rate")  # what `DeepMemory.evaluate` returns, as Deep Lake does

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twotower.atomic import write_json
+from twotower.io.atomic import write_json
 
 # A job is pending, training, completed, failed or cancelled; these two are not finished.
 ACTIVE = ("pending", "training")
@@ -152,7 +152,10 @@ def launch(root: Path, job_id: str, store_path: Path, payload_sha256: str | None
         close_fds=True,
     )
     log.close()
-    write_json(folder.dir / "worker.json", {"pid": proc.pid, "start_ticks": _proc_start_ticks(proc.pid), "launched_at": time.time()})
+    write_json(
+        folder.dir / "worker.json",
+        {"pid": proc.pid, "start_ticks": _proc_start_ticks(proc.pid), "launched_at": time.time()},
+    )
     return proc
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from twotower.atomic import atomic_path, write_json
 from twotower.deep_memory import jobs as J
 from twotower.deep_memory.adapter import QueryAdapter
 from twotower.deep_memory.data import Relevance, RelevanceData, Store, UnknownIdsError, check_relevance, split_sizes
@@ -26,6 +25,7 @@ from twotower.deep_memory.embeddings import EmbeddingFunction, describe, embed
 from twotower.deep_memory.evaluation import REPORTED, per_query_metrics, top_rows
 from twotower.deep_memory.report import jobs_table, progress_text, results_text, status_table
 from twotower.deep_memory.settings import TrainingSettings
+from twotower.io.atomic import atomic_path, write_json
 
 __all__ = ["DeepMemory", "UnknownIdsError"]
 
@@ -85,21 +85,24 @@ class DeepMemory:
         with atomic_path(folder.dir / "relevance.npz") as tmp:
             data.save(tmp)
         write_json(folder.dir / "settings.json", resolved.to_dict())
-        write_json(folder.job_file, {
-            "id": job_id,
-            "status": "pending",
-            "created_at": J.now(),
-            "updated_at": J.now(),
-            "n_queries": len(queries),
-            "n_pairs": int(len(data.doc_rows)),
-            "unknown_ids": checked.unknown,
-            "dim": int(probe.shape[1]),
-            "store_count": len(self.store),
-            "embedding_function": describe(function),
-            "settings": resolved.to_dict(),
-            "progress": None,
-            "results": None,
-        })
+        write_json(
+            folder.job_file,
+            {
+                "id": job_id,
+                "status": "pending",
+                "created_at": J.now(),
+                "updated_at": J.now(),
+                "n_queries": len(queries),
+                "n_pairs": int(len(data.doc_rows)),
+                "unknown_ids": checked.unknown,
+                "dim": int(probe.shape[1]),
+                "store_count": len(self.store),
+                "embedding_function": describe(function),
+                "settings": resolved.to_dict(),
+                "progress": None,
+                "results": None,
+            },
+        )
         digest = hashlib.sha256(payload).hexdigest() if payload else None
         self._procs[job_id] = J.launch(self.jobs_dir, job_id, self.store.path, payload_sha256=digest)
         return job_id
@@ -188,7 +191,9 @@ class DeepMemory:
         if job["status"] != "completed":
             raise ValueError(f"job {job_id} is {job['status']}; only a completed job has a model")
         if not job.get("accepted") and not force:
-            raise ValueError(f"job {job_id}'s model was not accepted ({job.get('reason')}); pass force=True to use it anyway")
+            raise ValueError(
+                f"job {job_id}'s model was not accepted ({job.get('reason')}); pass force=True to use it anyway"
+            )
         write_json(path, {"job_id": job_id, "forced": bool(force and not job.get("accepted"))})
 
     def active_job(self, max_age: float = 0.0) -> str | None:
@@ -272,7 +277,10 @@ class DeepMemory:
             raise ValueError(f"top_k must hold positive integers, got {list(top_k)}")
         job_id = job_id or self.active_job()
         if job_id is None:
-            raise ValueError(self.no_model_reason().replace("searching without deep memory", "nothing to evaluate") + "; or pass job_id=")
+            raise ValueError(
+                self.no_model_reason().replace("searching without deep memory", "nothing to evaluate")
+                + "; or pass job_id="
+            )
         adapter = self.load_adapter(job_id)
         if query_embeddings is None:
             function = embedding_function or self.store.embedding_function
@@ -285,7 +293,8 @@ class DeepMemory:
             values = per_query_metrics(top_rows(vectors, docs, max(ks)), relevant, ks, checked.n_relevant, REPORTED)
             out[name] = {metric: float(v.mean()) for metric, v in values.items()}
         if checked.unknown:
-            warnings.warn(f"{len(checked.unknown)} relevant id(s) are not in the store; they count as not retrieved",
-                          stacklevel=2)
+            warnings.warn(
+                f"{len(checked.unknown)} relevant id(s) are not in the store; they count as not retrieved", stacklevel=2
+            )
         out["report"] = {"job_id": job_id, "queries": len(checked.queries), "unknown_ids": checked.unknown}
         return out

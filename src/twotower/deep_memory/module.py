@@ -32,7 +32,9 @@ from twotower.deep_memory.settings import TrainingSettings
 class DeepMemoryModule(L.LightningModule):
     """Lightning wrapper: the adapter learns, the store's document matrix is a frozen, unsaved buffer."""
 
-    def __init__(self, adapter: QueryAdapter, docs: torch.Tensor, settings: TrainingSettings, full_softmax: bool) -> None:
+    def __init__(
+        self, adapter: QueryAdapter, docs: torch.Tensor, settings: TrainingSettings, full_softmax: bool
+    ) -> None:
         super().__init__()
         self.adapter = adapter
         self.settings = settings
@@ -78,8 +80,16 @@ class ValidationCallback(L.Callback):
     """After each epoch: scores the selection queries on the whole store, logs `val/<metric>` for
     `EarlyStopping`, keeps the best weights in memory, and reports progress; stops on cancellation."""
 
-    def __init__(self, queries: torch.Tensor, docs: torch.Tensor, relevant: list[set[int]], settings: TrainingSettings,
-                 base: dict[str, float], report: Callable[[dict], None], should_stop: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        queries: torch.Tensor,
+        docs: torch.Tensor,
+        relevant: list[set[int]],
+        settings: TrainingSettings,
+        base: dict[str, float],
+        report: Callable[[dict], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
         self.queries, self.docs, self.relevant = queries, docs, relevant
         self.settings, self.base, self.report, self.should_stop = settings, base, report, should_stop
         self.best_value = -math.inf
@@ -94,8 +104,14 @@ class ValidationCallback(L.Callback):
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        metrics = evaluate_queries(self.queries, self.docs, self.relevant, module.adapter, self.settings.cutoffs(),
-                                   self.settings.inference_batch_size)
+        metrics = evaluate_queries(
+            self.queries,
+            self.docs,
+            self.relevant,
+            module.adapter,
+            self.settings.cutoffs(),
+            self.settings.inference_batch_size,
+        )
         epoch = trainer.current_epoch
         value = metrics[self.settings.monitor]
         module.log(monitor_key(self.settings), value, on_epoch=True, batch_size=len(self.queries))
@@ -104,14 +120,16 @@ class ValidationCallback(L.Callback):
             self.best_value, self.best_epoch, self.best_metrics = value, epoch, metrics
             self.best_state = copy.deepcopy(module.adapter.state_dict())
         elapsed = time.monotonic() - self.start
-        self.report({
-            "epoch": epoch + 1,
-            "epochs": self.settings.epochs,
-            "eta_seconds": elapsed / (epoch + 1) * (self.settings.epochs - epoch - 1),
-            "val": metrics,
-            "best_val": self.best_metrics,
-            "base_val": self.base,
-        })
+        self.report(
+            {
+                "epoch": epoch + 1,
+                "epochs": self.settings.epochs,
+                "eta_seconds": elapsed / (epoch + 1) * (self.settings.epochs - epoch - 1),
+                "val": metrics,
+                "best_val": self.best_metrics,
+                "base_val": self.base,
+            }
+        )
         if self.should_stop():
             trainer.should_stop = True
 
@@ -132,7 +150,9 @@ def calibrate_temperature(queries: torch.Tensor, docs: torch.Tensor, data: Relev
         best_tau, best_loss = 0.05, math.inf
         for log_tau in np.linspace(math.log(1e-3), math.log(1.0), 40):
             logits = sims / math.exp(log_tau)
-            loss = float((w * (torch.logsumexp(logits, 1)[rows_t] - logits[rows_t, cols_t])).sum() / w.sum().clamp_min(1e-8))
+            loss = float(
+                (w * (torch.logsumexp(logits, 1)[rows_t] - logits[rows_t, cols_t])).sum() / w.sum().clamp_min(1e-8)
+            )
             if loss < best_loss:
                 best_tau, best_loss = math.exp(log_tau), loss
     return best_tau

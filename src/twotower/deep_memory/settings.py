@@ -69,7 +69,9 @@ class TrainingSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise TypeError(f"unknown deep-memory training setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise TypeError(
+                f"unknown deep-memory training setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         merged = OmegaConf.merge(base, OmegaConf.create(overrides))
         settings = cls(**OmegaConf.to_container(merged, resolve=True))
         settings.validate()
@@ -114,8 +116,9 @@ def adapter_class(spec: dict, where: str = "adapter") -> type:
     """The allowed class `spec["_target_"]` names (QueryAdapter when absent); anything else is a ValueError."""
     target = spec.get("_target_", ADAPTER)
     if target not in ADAPTERS:
-        raise ValueError(f"{where}._target_ {target!r} is not allowed: a deep-memory adapter is one of "
-                         f"{', '.join(sorted(ADAPTERS))}")
+        raise ValueError(
+            f"{where}._target_ {target!r} is not allowed: a deep-memory adapter is one of {', '.join(sorted(ADAPTERS))}"
+        )
     return ADAPTERS[target]
 
 

@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from twotower.atomic import atomic_path, write_json
 from twotower.deep_memory.embeddings import (
     EmbeddingDimensionError,
     EmbeddingFunction,
@@ -37,8 +36,9 @@ from twotower.deep_memory.embeddings import (
     unit_rows,
 )
 from twotower.deep_memory.memory import DeepMemory
-from twotower.index import exact_search
-from twotower.npy import load_npy
+from twotower.io.atomic import atomic_path, write_json
+from twotower.io.npy import load_npy
+from twotower.retrieval.exact import exact_search
 
 FORMAT_VERSION = 1
 
@@ -101,14 +101,18 @@ class VectorStore:
                     break
                 time.sleep(0.05)  # `add` elsewhere is swapping data/ in: it reappears within milliseconds.
             except pa.ArrowInvalid as exc:
-                raise StoreCorruptError(f"{data / 'documents.parquet'} is unreadable ({exc}); the store is damaged") from None
+                raise StoreCorruptError(
+                    f"{data / 'documents.parquet'} is unreadable ({exc}); the store is damaged"
+                ) from None
             except ValueError as exc:  # embeddings.npy is not a (n, dim) matrix
                 raise StoreCorruptError(f"{exc}; the store is damaged") from None
         else:
             raise FileNotFoundError(f"{data}: documents are missing although store.json lists {count}")
         if table is not None and len(table) != len(embeddings):
-            raise StoreCorruptError(f"{data}: documents.parquet holds {len(table)} rows but embeddings.npy "
-                                    f"{len(embeddings)}; the store is damaged")
+            raise StoreCorruptError(
+                f"{data}: documents.parquet holds {len(table)} rows but embeddings.npy "
+                f"{len(embeddings)}; the store is damaged"
+            )
         if table is None:
             self._ids, self._texts, self._metadata = [], [], []
         else:
@@ -186,7 +190,9 @@ class VectorStore:
         else:
             vectors = np.asarray(embeddings, dtype=np.float32)
             if vectors.shape[0] != len(texts) or vectors.ndim != 2 or (dim is not None and vectors.shape[1] != dim):
-                raise EmbeddingDimensionError(f"embeddings have shape {vectors.shape}; expected ({len(texts)}, {dim or 'dim'})")
+                raise EmbeddingDimensionError(
+                    f"embeddings have shape {vectors.shape}; expected ({len(texts)}, {dim or 'dim'})"
+                )
         vectors = unit_rows(vectors)
         meta_json = [json.dumps(m) if m is not None else None for m in metadata]
         with self._write_lock():
@@ -195,8 +201,9 @@ class VectorStore:
             self._refresh()
             self._check_new(ids)
             if self.dim is not None and vectors.shape[1] != self.dim:
-                raise EmbeddingDimensionError(f"these documents have {vectors.shape[1]}-d vectors but the store now "
-                                              f"holds {self.dim}-d vectors")
+                raise EmbeddingDimensionError(
+                    f"these documents have {vectors.shape[1]}-d vectors but the store now holds {self.dim}-d vectors"
+                )
             self._write(ids, texts, meta_json, vectors)
         return ids
 
@@ -261,7 +268,9 @@ class VectorStore:
         if embedding is not None:
             queries = np.atleast_2d(np.asarray(embedding, dtype=np.float32))
             if queries.shape[1] != self._embeddings.shape[1]:
-                raise EmbeddingDimensionError(f"query vectors are {queries.shape[1]}-d; the store holds {self._embeddings.shape[1]}-d")
+                raise EmbeddingDimensionError(
+                    f"query vectors are {queries.shape[1]}-d; the store holds {self._embeddings.shape[1]}-d"
+                )
             single = single or np.asarray(embedding).ndim == 1
         elif embedding_data is not None:
             texts = [embedding_data] if single else list(embedding_data)

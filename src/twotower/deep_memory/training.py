@@ -30,8 +30,14 @@ from twotower.deep_memory.evaluation import evaluate_queries
 from twotower.deep_memory.module import DeepMemoryModule, ValidationCallback, calibrate_temperature, monitor_key
 from twotower.deep_memory.settings import TrainingSettings, build_adapter
 
-__all__ = ["RelevanceData", "TrainOutcome", "TrainingSettings", "calibrate_temperature", "evaluate_queries",
-           "train_adapter"]
+__all__ = [
+    "RelevanceData",
+    "TrainOutcome",
+    "TrainingSettings",
+    "calibrate_temperature",
+    "evaluate_queries",
+    "train_adapter",
+]
 
 
 @dataclass
@@ -109,8 +115,13 @@ def train_adapter(
     module.steps_per_epoch = len(loader)
     watcher = ValidationCallback(select_q, docs_t, select_rel, settings, base_select, report, should_stop)
     # The watcher logs the monitored metric first; EarlyStopping, a monitoring callback, runs after it.
-    stopper = EarlyStopping(monitor_key(settings), mode="max", patience=settings.early_stopping_patience,
-                            check_on_train_epoch_end=True, verbose=False)
+    stopper = EarlyStopping(
+        monitor_key(settings),
+        mode="max",
+        patience=settings.early_stopping_patience,
+        check_on_train_epoch_end=True,
+        verbose=False,
+    )
     callbacks: list[L.Callback] = [watcher, stopper]
     if progress_bar:
         callbacks.append(L.pytorch.callbacks.RichProgressBar())

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from twotower.text import words as tokenize
+from twotower.retrieval.text import words as tokenize
 
 if TYPE_CHECKING:
     from twotower.deep_memory.store import VectorStore

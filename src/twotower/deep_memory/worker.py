@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from twotower.atomic import atomic_path
 from twotower.deep_memory.data import RelevanceData
 from twotower.deep_memory.embeddings import embed
 from twotower.deep_memory.jobs import PAYLOAD_ENV, JobFolder, now, read_json
 from twotower.deep_memory.settings import TrainingSettings
 from twotower.deep_memory.training import train_adapter
+from twotower.io.atomic import atomic_path
 
 _term_requested = False
 
@@ -69,7 +69,9 @@ def run_worker(store_path: Path, job_id: str) -> int:
 
         outcome = train_adapter(data, docs, settings, report=report, should_stop=stop)
         if outcome.cancelled or stop():
-            folder.update(status="cancelled", finished_at=now(), reason="cancelled during training", results=outcome.summary())
+            folder.update(
+                status="cancelled", finished_at=now(), reason="cancelled during training", results=outcome.summary()
+            )
             return 0
         with atomic_path(folder.dir / "model.pt") as tmp:
             torch.save({"config": outcome.adapter.config(), "state_dict": outcome.adapter.state_dict()}, tmp)
@@ -101,8 +103,10 @@ def _embed_queries(folder: JobFolder, data: RelevanceData, stop) -> Any:
     payload = (folder.dir / "embedding.pkl").read_bytes()
     expected = os.environ.get(PAYLOAD_ENV)
     if not expected or hashlib.sha256(payload).hexdigest() != expected:
-        raise ValueError(f"{folder.dir / 'embedding.pkl'} is not the embedding function this job was started with "
-                         "(its SHA-256 differs from the launcher's); refusing to unpickle it")
+        raise ValueError(
+            f"{folder.dir / 'embedding.pkl'} is not the embedding function this job was started with "
+            "(its SHA-256 differs from the launcher's); refusing to unpickle it"
+        )
     embedding_function = pickle.loads(payload)
     dim = folder.read()["dim"]
     chunks, step = [], 1024
@@ -113,8 +117,14 @@ def _embed_queries(folder: JobFolder, data: RelevanceData, stop) -> Any:
         chunks.append(embed(embedding_function, texts[i : i + step], dim, "queries"))
         done = i + len(chunks[-1])
         rate = (time.monotonic() - start) / done
-        folder.update(progress={"stage": "embedding queries", "done": done, "total": len(texts),
-                                "eta_seconds": rate * (len(texts) - done)})
+        folder.update(
+            progress={
+                "stage": "embedding queries",
+                "done": done,
+                "total": len(texts),
+                "eta_seconds": rate * (len(texts) - done),
+            }
+        )
     data.queries = np.concatenate(chunks)
     return data
 

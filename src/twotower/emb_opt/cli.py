@@ -20,7 +20,6 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from twotower.atomic import atomic_path
 from twotower.conf import CONF_DIR as PACKAGE_CONF
 from twotower.emb_opt.log import SearchLog
 from twotower.emb_opt.plots import plot_best_so_far, plot_trajectories
@@ -28,7 +27,8 @@ from twotower.emb_opt.runner import Runner, SearchInterrupted, check_max_calls
 from twotower.emb_opt.score import as_score
 from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
-from twotower.npy import load_npy
+from twotower.io.atomic import atomic_path
+from twotower.io.npy import load_npy
 
 CONF_DIR = PACKAGE_CONF / "emb_opt"
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from twotower.atomic import atomic_path
+from twotower.io.atomic import atomic_path
 
 LOG_VERSION = 1
 COLUMNS = {

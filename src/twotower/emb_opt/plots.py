@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twotower.atomic import atomic_path
 from twotower.emb_opt.log import SearchLog
+from twotower.io.atomic import atomic_path
 
 
 def _figure(width: float, height: float, ncols: int):  # noqa: ANN202 - matplotlib types

@@ -16,8 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from twotower.index import exact_search
-from twotower.npy import load_npy
+from twotower.io.npy import load_npy
+from twotower.retrieval.exact import exact_search
 
 METRICS = ("l2", "ip")
 
@@ -117,7 +117,7 @@ class _StoredItems:
 
 
 class NumpyVectorDB(_StoredItems):
-    """Exact k-NN over an in-memory (n, dim) matrix with `twotower.index.exact_search`; no index to build.
+    """Exact k-NN over an in-memory (n, dim) matrix with `twotower.retrieval.exact.exact_search`; no index to build.
 
     (It used to rank with numpy itself; `exact_search` measured faster: 22 against 45 ms for 64 queries and
     68 against 265 ms for 256 queries over 100k x 32, and a fraction of a millisecond for a single query.)

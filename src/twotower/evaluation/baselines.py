@@ -3,7 +3,7 @@
 Each baseline is a class with one interface (`retrieve`, then `evaluate`) and a config in
 `twotower/conf/baselines/`, chosen with `python evaluate.py baselines=[bm25,minilm]`:
 
-* `BM25Baseline` (`bm25`): `twotower.bm25` (bm25s, Lucene BM25 k1=1.5, b=0.75, English stop-words, no
+* `BM25Baseline` (`bm25`): `twotower.retrieval.bm25` (bm25s, Lucene BM25 k1=1.5, b=0.75, English stop-words, no
   stemming): the setting the data README measured (MRR@10 0.321 on the 480 dev queries; ties broken by pid:
   0.3218);
 * `DenseBaseline` (`minilm`): a sentence-transformers bi-encoder zero-shot, by default the offline
@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from twotower.data.msmarco import Split
-from twotower.embedding_cache import cached_embeddings
 from twotower.evaluation.metrics import retrieval_metrics
 from twotower.evaluation.retrieval import EvalResult, judged_queries
-from twotower.index import exact_search
-from twotower.paths import cache_dir
+from twotower.io.paths import cache_dir
+from twotower.retrieval.embedding_cache import cached_embeddings
+from twotower.retrieval.exact import exact_search
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +61,38 @@ class Baseline:
         ranking, scores, timings = self.retrieve(split, pids, qids, min(k, len(pids)), progress)
         return EvalResult(
             metrics=retrieval_metrics(ranking, {q: split.qrels[q] for q in qids}),
-            ranking=ranking, scores=scores, timings=timings, num_queries=len(qids), num_passages=len(pids),
+            ranking=ranking,
+            scores=scores,
+            timings=timings,
+            num_queries=len(qids),
+            num_passages=len(pids),
         )
 
 
 @dataclass(frozen=True)
 class BM25Baseline(Baseline):
-    """BM25 over the corpus (`twotower.bm25`: one cached index per corpus, searched on every core)."""
+    """BM25 over the corpus (`twotower.retrieval.bm25`: one cached index per corpus, searched on every core)."""
 
     def retrieve(self, split: Split, pids: list[str], qids: list[str], k: int, progress: bool) -> Retrieved:
-        from twotower.bm25 import bm25_index
         from twotower.data.dict_corpus import DictCorpus
+        from twotower.retrieval.bm25 import bm25_index
 
         t0 = time.perf_counter()
         # A dict is indexed in sorted-pid order, the order every baseline uses; a Corpus keeps its file order.
-        corpus = DictCorpus({p: split.collection[p] for p in pids}) if isinstance(split.collection, dict) \
+        corpus = (
+            DictCorpus({p: split.collection[p] for p in pids})
+            if isinstance(split.collection, dict)
             else split.collection
+        )
         index = bm25_index(corpus, progress)  # <cache>/bm25: built once per corpus, memory-mapped after
         t1 = time.perf_counter()
         found, scores = index.search([split.queries[q] for q in qids], k, n_threads=os.cpu_count() or 1)
         t2 = time.perf_counter()
-        return dict(zip(qids, found)), dict(zip(qids, scores)), \
-            {"encode_passages_s": t1 - t0, "encode_queries_s": 0.0, "search_s": t2 - t1}
+        return (
+            dict(zip(qids, found)),
+            dict(zip(qids, scores)),
+            {"encode_passages_s": t1 - t0, "encode_queries_s": 0.0, "search_s": t2 - t1},
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,10 @@ class DenseBaseline(Baseline):
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"baselines.<name>.batch_size must be a whole number >= 1, got {self.batch_size!r}")
         if self.model != "minilm" and not Path(self.model).expanduser().is_dir():
-            raise FileNotFoundError(f"baselines.<name>.model takes `minilm` or a sentence-transformers model folder; "
-                                    f"{self.model} is neither")
+            raise FileNotFoundError(
+                f"baselines.<name>.model takes `minilm` or a sentence-transformers model folder; "
+                f"{self.model} is neither"
+            )
 
     def load(self):
         """The model as a `SentenceTransformer` (offline)."""
@@ -109,8 +121,9 @@ class DenseBaseline(Baseline):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(str(Path(self.model).expanduser()),
-                                   device="cuda" if torch.cuda.is_available() else "cpu")
+        return SentenceTransformer(
+            str(Path(self.model).expanduser()), device="cuda" if torch.cuda.is_available() else "cpu"
+        )
 
     def identity(self) -> str:
         """What keys the cached corpus vectors besides the texts: nothing for the shipped MiniLM, else the
@@ -144,15 +157,23 @@ class DenseBaseline(Baseline):
                 loaded.append(self.load())
             return self.encode(loaded[0], texts, "document")
 
-        return cached_embeddings(embed, [collection[p] for p in pids], self.cache_path(collection),
-                                 f"{self.model} passages", CACHE_PART, progress, key=self.identity())
+        return cached_embeddings(
+            embed,
+            [collection[p] for p in pids],
+            self.cache_path(collection),
+            f"{self.model} passages",
+            CACHE_PART,
+            progress,
+            key=self.identity(),
+        )
 
     def encode(self, model, texts: list[str], side: str) -> np.ndarray:
         """Unit vectors of `texts` as queries or documents (`side`): an asymmetric model, such as a two-tower
         checkpoint exported with `twotower export` (a `Router`), encodes each side with its own route."""
         fn = model.encode_query if side == "query" else model.encode_document
-        vectors = fn(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-               show_progress_bar=False)
+        vectors = fn(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def retrieve(self, split: Split, pids: list[str], qids: list[str], k: int, progress: bool) -> Retrieved:
@@ -165,11 +186,15 @@ class DenseBaseline(Baseline):
         scores, rows = exact_search(doc_vectors, query_vectors, k)
         t3 = time.perf_counter()
         ranking = {q: [pids[i] for i in row if i >= 0] for q, row in zip(qids, rows)}
-        return ranking, {q: s.tolist() for q, s in zip(qids, scores)}, \
-            {"encode_passages_s": t1 - t0, "encode_queries_s": t2 - t1, "search_s": t3 - t2}
+        return (
+            ranking,
+            {q: s.tolist() for q, s in zip(qids, scores)},
+            {"encode_passages_s": t1 - t0, "encode_queries_s": t2 - t1, "search_s": t3 - t2},
+        )
 
 
 # -- building baselines from configs ----------------------------------------------------------------------
+
 
 def baseline_names() -> list[str]:
     """The baselines we ship a config for (`twotower/conf/baselines/<name>.yaml`)."""

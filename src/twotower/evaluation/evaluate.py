@@ -11,26 +11,34 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from twotower.atomic import write_json
-from twotower.console import console as make_console
 from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
 from twotower.evaluation.baselines import Baseline, load_baseline
 from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
+from twotower.io.atomic import write_json
+from twotower.io.console import console as make_console
+from twotower.io.paths import data_dir
 from twotower.models.checkpoint import load_encoder
-from twotower.paths import data_dir
 
 log = logging.getLogger(__name__)
 
 TABLE_METRICS = ("mrr@10", "mrr", "map", "recall@1", "recall@10", "recall@100", "ndcg@10", "precision@1")
 
 
-def load_eval_split(dir: str | None = None, split: str = "dev", collection: str | None = None,
-                    queries: str | None = None, qrels: str | None = None) -> Split:
+def load_eval_split(
+    dir: str | None = None,
+    split: str = "dev",
+    collection: str | None = None,
+    queries: str | None = None,
+    qrels: str | None = None,
+) -> Split:
     """The dev split of the passage TSVs, with any of collection/queries/qrels replaced by the files given."""
     root = Path(dir) if dir else data_dir()
     base = root / "msmarco-passage"
-    files = {"queries": Path(queries or base / f"queries.{split}.tsv"), "qrels": Path(qrels or base / f"qrels.{split}.tsv"),
-             "collection": Path(collection or base / "collection.tsv")}
+    files = {
+        "queries": Path(queries or base / f"queries.{split}.tsv"),
+        "qrels": Path(qrels or base / f"qrels.{split}.tsv"),
+        "collection": Path(collection or base / "collection.tsv"),
+    }
     if not (collection or queries or qrels):
         loaded = passage_split(split, base)
     else:
@@ -62,29 +70,52 @@ def check_judgements(split: Split, queries: Path, qrels: Path, collection: Path)
         )
     if missing:
         queries_hit = len({q for q, _ in missing})
-        log.warning("%s: %d of %d relevant passages (in %d queries) are not in %s; they count as not retrieved",
-                    qrels, len(missing), len(relevant), queries_hit, collection)
+        log.warning(
+            "%s: %d of %d relevant passages (in %d queries) are not in %s; they count as not retrieved",
+            qrels,
+            len(missing),
+            len(relevant),
+            queries_hit,
+            collection,
+        )
     judged = [q for q in split.qrels if q in split.queries]
     if not judged:
-        raise DataFormatError(f"{qrels}: none of its {len(split.qrels):,} judged queries is in {queries}; "
-                              "are the qrels and the queries from the same split?")
+        raise DataFormatError(
+            f"{qrels}: none of its {len(split.qrels):,} judged queries is in {queries}; "
+            "are the qrels and the queries from the same split?"
+        )
     if len(judged) < len(split.qrels):
-        log.warning("%s: %d of %d judged queries are not in %s; they are not evaluated",
-                    qrels, len(split.qrels) - len(judged), len(split.qrels), queries)
+        log.warning(
+            "%s: %d of %d judged queries are not in %s; they are not evaluated",
+            qrels,
+            len(split.qrels) - len(judged),
+            len(split.qrels),
+            queries,
+        )
 
 
 def check_settings(ckpt: str | None, baselines: Sequence[str] | Mapping, max_queries: int | None, k: int) -> None:
     """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
     if not ckpt and not baselines:
         raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
-    if max_queries is not None and (isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1):
-        raise ValueError(f"max_queries must be a whole number >= 1, or null for every judged query; got {max_queries!r}")
+    if max_queries is not None and (
+        isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
+    ):
+        raise ValueError(
+            f"max_queries must be a whole number >= 1, or null for every judged query; got {max_queries!r}"
+        )
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (passages retrieved per query) must be a whole number >= 1, got {k!r}")
 
 
-def evaluate(split: Split, ckpt: str | None = None, baselines: Sequence[str] | Mapping[str, Baseline] = (),
-             max_queries: int | None = None, k: int = 100, device: str = "auto") -> dict[str, EvalResult]:
+def evaluate(
+    split: Split,
+    ckpt: str | None = None,
+    baselines: Sequence[str] | Mapping[str, Baseline] = (),
+    max_queries: int | None = None,
+    k: int = 100,
+    device: str = "auto",
+) -> dict[str, EvalResult]:
     """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split. `baselines`
     names shipped baselines (`["bm25", "minilm"]`) or maps names to built ones (`build_baselines`)."""
     check_settings(ckpt, baselines, max_queries, k)
@@ -103,14 +134,20 @@ def print_table(results: dict[str, EvalResult], console: Console | None = None) 
     # Off a terminal (logs, CI) Rich would squeeze the table to 80 columns.
     console = console or make_console()
     any_result = next(iter(results.values()))
-    table = Table(title=f"Full-corpus retrieval: {any_result.num_queries} queries, {any_result.num_passages:,} passages")
+    table = Table(
+        title=f"Full-corpus retrieval: {any_result.num_queries} queries, {any_result.num_passages:,} passages"
+    )
     table.add_column("model", style="bold cyan")
     for name in TABLE_METRICS:
         table.add_column(name, justify="right")
     best = {m: max(r.metrics[m] for r in results.values()) for m in TABLE_METRICS}
     for name, result in results.items():
-        cells = [f"[bold green]{result.metrics[m]:.4f}[/]" if result.metrics[m] == best[m] and len(results) > 1
-                 else f"{result.metrics[m]:.4f}" for m in TABLE_METRICS]
+        cells = [
+            f"[bold green]{result.metrics[m]:.4f}[/]"
+            if result.metrics[m] == best[m] and len(results) > 1
+            else f"{result.metrics[m]:.4f}"
+            for m in TABLE_METRICS
+        ]
         table.add_row(display_name(name), *cells)
     console.print(table)
 
@@ -125,6 +162,8 @@ def display_name(name: str) -> str:
 
 
 def write_metrics(path: str | Path, results: dict[str, EvalResult]) -> Path:
-    data = {name: {"metrics": r.metrics, "num_queries": r.num_queries, "num_passages": r.num_passages,
-                   "timings": r.timings} for name, r in results.items()}
+    data = {
+        name: {"metrics": r.metrics, "num_queries": r.num_queries, "num_passages": r.num_passages, "timings": r.timings}
+        for name, r in results.items()
+    }
     return write_json(path, data)

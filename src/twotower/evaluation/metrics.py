@@ -30,8 +30,9 @@ def run_to_ranking(run: Run) -> dict[str, list[str]]:
     return {q: sorted(docs, key=docs.__getitem__, reverse=True) for q, docs in run.items()}
 
 
-def per_query_metrics(ranking: Mapping[str, Sequence[str]], qrels: Qrels,
-                      ks: Sequence[int] = ()) -> tuple[list[str], dict[str, np.ndarray]]:
+def per_query_metrics(
+    ranking: Mapping[str, Sequence[str]], qrels: Qrels, ks: Sequence[int] = ()
+) -> tuple[list[str], dict[str, np.ndarray]]:
     """Metric values per judged query (queries with at least one relevant passage), in a fixed order.
 
     Every name in METRIC_NAMES, plus recall@k, precision@k, mrr@k and hit_rate@k (1 when a relevant passage is

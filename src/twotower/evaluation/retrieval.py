@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torchmetrics
 
-from twotower.data.corpus import CorpusLike
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Qrels, Split
 from twotower.evaluation.metrics import METRIC_NAMES, per_query_metrics
-from twotower.index import exact_search
+from twotower.retrieval.corpus_like import CorpusLike
+from twotower.retrieval.exact import exact_search
 
 AllGather = Callable[[torch.Tensor], "torch.Tensor | list[torch.Tensor]"]
 CHUNK = 65_536  # passages encoded and searched at a time: ~65 MB of 256-d vectors
@@ -86,10 +86,19 @@ def dist_all_gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def evaluate_encoder(encoder, split: Split, max_queries: int | None = None, k: int = 100, progress: bool = False,
-                     doc_vectors: np.ndarray | None = None, chunk_size: int = CHUNK, rank: int = 0, world_size: int = 1,
-                     all_gather: AllGather | None = None,
-                     candidates: Mapping[str, list[str]] | None = None) -> EvalResult:
+def evaluate_encoder(
+    encoder,
+    split: Split,
+    max_queries: int | None = None,
+    k: int = 100,
+    progress: bool = False,
+    doc_vectors: np.ndarray | None = None,
+    chunk_size: int = CHUNK,
+    rank: int = 0,
+    world_size: int = 1,
+    all_gather: AllGather | None = None,
+    candidates: Mapping[str, list[str]] | None = None,
+) -> EvalResult:
     """Retrieve the top `k` for each judged query (of the whole collection, or of its `candidates`) and score it.
 
     `encoder` has `encode_queries(texts)` and `encode_documents(texts, progress=...)` returning float32 unit
@@ -111,24 +120,40 @@ def evaluate_encoder(encoder, split: Split, max_queries: int | None = None, k: i
     t1 = time.perf_counter()
     shard = (rank, world_size)
     if candidates is None:
-        scores, rows, encode_s = _search_corpus(encoder, corpus, query_vectors, k, chunk_size, shard, doc_vectors, progress)
+        scores, rows, encode_s = _search_corpus(
+            encoder, corpus, query_vectors, k, chunk_size, shard, doc_vectors, progress
+        )
     else:
-        scores, rows, encode_s = _search_candidates(encoder, corpus, [candidates.get(q, []) for q in qids],
-                                                    query_vectors, k, chunk_size, shard, doc_vectors, progress)
+        scores, rows, encode_s = _search_candidates(
+            encoder,
+            corpus,
+            [candidates.get(q, []) for q in qids],
+            query_vectors,
+            k,
+            chunk_size,
+            shard,
+            doc_vectors,
+            progress,
+        )
     # Collectives run where the process group lives (NCCL gathers CUDA tensors only): the encoder's device.
     device = torch.device(getattr(encoder, "device", None) or "cpu")
     if world_size > 1:
         scores, rows = _gather(scores, rows, k, all_gather, device)
     t2 = time.perf_counter()
     ranking, ranked_scores = _to_pids(corpus, qids, scores, rows)
-    metric = RankingMetrics(distributed_available_fn=lambda: world_size > 1,
-                            dist_sync_fn=lambda t, group=None: list(_gathered(all_gather, t))).to(device)
+    metric = RankingMetrics(
+        distributed_available_fn=lambda: world_size > 1,
+        dist_sync_fn=lambda t, group=None: list(_gathered(all_gather, t)),
+    ).to(device)
     share = qids[rank::world_size]  # every rank holds the whole ranking: each scores a share, then they sync
     metric.update({q: ranking[q] for q in share}, {q: split.qrels[q] for q in share})
     return EvalResult(
-        metrics=metric.compute(), ranking=ranking, scores=ranked_scores,
+        metrics=metric.compute(),
+        ranking=ranking,
+        scores=ranked_scores,
         timings={"encode_passages_s": encode_s, "encode_queries_s": t1 - t0, "search_s": t2 - t1 - encode_s},
-        num_queries=len(qids), num_passages=len(corpus),
+        num_queries=len(qids),
+        num_passages=len(corpus),
     )
 
 
@@ -157,8 +182,16 @@ def _encode(encoder, corpus: CorpusLike, rows: np.ndarray, doc_vectors: np.ndarr
     return np.ascontiguousarray(encoder.encode_documents(corpus.text_at(rows), progress=False), dtype=np.float32)
 
 
-def _search_corpus(encoder, corpus: CorpusLike, queries: np.ndarray, k: int, chunk_size: int,
-                   shard: tuple[int, int], doc_vectors: np.ndarray | None, progress: bool):
+def _search_corpus(
+    encoder,
+    corpus: CorpusLike,
+    queries: np.ndarray,
+    k: int,
+    chunk_size: int,
+    shard: tuple[int, int],
+    doc_vectors: np.ndarray | None,
+    progress: bool,
+):
     """This rank's top-k over its chunks of the corpus: (scores (nq, k), rows (nq, k), seconds encoding)."""
     from rich.progress import Progress
 
@@ -177,14 +210,26 @@ def _search_corpus(encoder, corpus: CorpusLike, queries: np.ndarray, k: int, chu
             encode_s += time.perf_counter() - t
             if len(queries):
                 found_scores, found = exact_search(vectors, queries, k)
-                best_scores, best_rows = _top_k(np.hstack([best_scores, found_scores]),
-                                                np.hstack([best_rows, np.where(found >= 0, found + start, -1)]), k)
+                best_scores, best_rows = _top_k(
+                    np.hstack([best_scores, found_scores]),
+                    np.hstack([best_rows, np.where(found >= 0, found + start, -1)]),
+                    k,
+                )
             bar.advance(task, stop - start)
     return best_scores, best_rows, encode_s
 
 
-def _search_candidates(encoder, corpus: CorpusLike, lists: list[list[str]], queries: np.ndarray, k: int,
-                       chunk_size: int, shard: tuple[int, int], doc_vectors: np.ndarray | None, progress: bool):
+def _search_candidates(
+    encoder,
+    corpus: CorpusLike,
+    lists: list[list[str]],
+    queries: np.ndarray,
+    k: int,
+    chunk_size: int,
+    shard: tuple[int, int],
+    doc_vectors: np.ndarray | None,
+    progress: bool,
+):
     """This rank's top-k of each query's own candidates: the union of all candidates is encoded in chunks."""
     from rich.progress import Progress
 
@@ -235,8 +280,9 @@ def _gathered(all_gather: AllGather | None, tensor: torch.Tensor) -> torch.Tenso
     return torch.stack(list(out)) if isinstance(out, (list, tuple)) else out
 
 
-def _gather(scores: np.ndarray, rows: np.ndarray, k: int, all_gather: AllGather,
-            device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def _gather(
+    scores: np.ndarray, rows: np.ndarray, k: int, all_gather: AllGather, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
     """Every rank's top-k lists -> the global top-k, the same on every rank."""
     all_scores = _gathered(all_gather, torch.from_numpy(scores).to(device)).cpu().numpy()  # (world, nq, k)
     all_rows = _gathered(all_gather, torch.from_numpy(rows).to(device)).cpu().numpy()

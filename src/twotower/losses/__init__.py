@@ -17,4 +17,12 @@ from twotower.losses.kl import DistillKLLoss
 from twotower.losses.margin_mse import MarginMSELoss
 from twotower.losses.triplet import TripletLoss
 
-__all__ = ["CombinedLoss", "ContrastiveLoss", "CosineLoss", "DistillKLLoss", "EmbeddingMSELoss", "MarginMSELoss", "TripletLoss"]
+__all__ = [
+    "CombinedLoss",
+    "ContrastiveLoss",
+    "CosineLoss",
+    "DistillKLLoss",
+    "EmbeddingMSELoss",
+    "MarginMSELoss",
+    "TripletLoss",
+]

@@ -16,21 +16,29 @@ def check_teacher(teacher: torch.Tensor | None, q: torch.Tensor, n: torch.Tensor
     back from the device, i.e. one host sync per step.
     """
     if teacher is None:
-        raise ValueError(f"loss={loss} needs teacher scores: set data.prepare.teacher (minilm, a model folder or a .pt)")
+        raise ValueError(
+            f"loss={loss} needs teacher scores: set data.prepare.teacher (minilm, a model folder or a .pt)"
+        )
     teacher = torch.as_tensor(teacher)
     b, k = q.shape[0], n.shape[1]
     if k == 0:
-        raise ValueError(f"loss={loss} needs at least one hard negative per row (data.prepare.num_negatives >= 1): "
-                         "over the positive alone there is no margin and no distribution to distil")
+        raise ValueError(
+            f"loss={loss} needs at least one hard negative per row (data.prepare.num_negatives >= 1): "
+            "over the positive alone there is no margin and no distribution to distil"
+        )
     if tuple(teacher.shape) != (b, 1 + k):
-        raise ValueError(f"loss={loss} expects teacher scores of shape (B, 1 + k) = ({b}, {1 + k}), one row of "
-                         f"[positive, negative_1..{k}] scores per query, got {tuple(teacher.shape)}")
+        raise ValueError(
+            f"loss={loss} expects teacher scores of shape (B, 1 + k) = ({b}, {1 + k}), one row of "
+            f"[positive, negative_1..{k}] scores per query, got {tuple(teacher.shape)}"
+        )
     teacher = teacher.detach().to(device=q.device, dtype=q.dtype)
     bad = ~torch.isfinite(teacher).all(dim=1)
     if bad.any():
         rows = bad.nonzero().flatten().tolist()
-        raise ValueError(f"loss={loss}: teacher scores hold NaN/inf in row {rows[0]} of the batch "
-                         f"({len(rows)} bad row(s) of {b}): {teacher[rows[0]].tolist()}")
+        raise ValueError(
+            f"loss={loss}: teacher scores hold NaN/inf in row {rows[0]} of the batch "
+            f"({len(rows)} bad row(s) of {b}): {teacher[rows[0]].tolist()}"
+        )
     return teacher
 
 

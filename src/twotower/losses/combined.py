@@ -34,8 +34,9 @@ class CombinedLoss(nn.Module):
             raise ValueError("CombinedLoss needs at least one loss")
         unknown = sorted(set(weights) - set(losses))
         if unknown:
-            raise ValueError(f"weights name losses that CombinedLoss was not given: {unknown} "
-                             f"(losses: {sorted(losses)})")
+            raise ValueError(
+                f"weights name losses that CombinedLoss was not given: {unknown} (losses: {sorted(losses)})"
+            )
         self.losses = nn.ModuleDict(losses)
         self.weights = {name: float(weights.get(name, 1.0)) for name in losses}
         self.last_parts: dict[str, float] = {}
@@ -44,16 +45,27 @@ class CombinedLoss(nn.Module):
     def needs_teacher(self) -> bool:
         return any(getattr(loss, "needs_teacher", False) for loss in self.losses.values())
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None, teacher_vectors: dict | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        q: torch.Tensor,
+        p: torch.Tensor,
+        n: torch.Tensor,
+        teacher: torch.Tensor | None = None,
+        teacher_vectors: dict | None = None,
+    ) -> torch.Tensor:
         if teacher is None:
             needy = [name for name, loss in self.losses.items() if getattr(loss, "needs_teacher", False)]
             if needy:
-                raise ValueError(f"loss={self.name} (its part {', '.join(needy)}) needs teacher scores: "
-                                 "set data.prepare.teacher (minilm, a model folder or a .pt)")
+                raise ValueError(
+                    f"loss={self.name} (its part {', '.join(needy)}) needs teacher scores: "
+                    "set data.prepare.teacher (minilm, a model folder or a .pt)"
+                )
         # Only the parts that regress onto the teacher's vectors (embedding_mse) take them.
-        parts = {name: loss(q, p, n, teacher=teacher, teacher_vectors=teacher_vectors)
-                 if getattr(loss, "needs_teacher_vectors", False) else loss(q, p, n, teacher=teacher)
-                 for name, loss in self.losses.items()}
+        parts = {
+            name: loss(q, p, n, teacher=teacher, teacher_vectors=teacher_vectors)
+            if getattr(loss, "needs_teacher_vectors", False)
+            else loss(q, p, n, teacher=teacher)
+            for name, loss in self.losses.items()
+        }
         self.last_parts = {name: float(value.detach()) for name, value in parts.items()}
         return sum(self.weights[name] * value for name, value in parts.items())

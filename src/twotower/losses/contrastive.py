@@ -51,8 +51,9 @@ class ContrastiveLoss(nn.Module):
         self.in_batch = in_batch
         self.gather = gather
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if not self.in_batch:
             logits = torch.cat([(q * p).sum(-1, keepdim=True), torch.einsum("bd,bkd->bk", q, n)], dim=1)
             target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
@@ -99,10 +100,10 @@ def _gather_candidates(p: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, 
     if len(set(ks)) > 1:
         raise ValueError(f"every rank needs the same number of hard negatives k to gather them, got {list(ks)}")
     rows = max(batch_sizes)
-    local = torch.cat([p, n.reshape(b * k, d)])                                  # (B + B*k, d)
+    local = torch.cat([p, n.reshape(b * k, d)])  # (B + B*k, d)
     if b < rows:
         local = torch.cat([p, p.new_zeros(rows - b, d), n.reshape(b * k, d), n.new_zeros((rows - b) * k, d)])
-    gathered = _AllGather.apply(local)                                          # (W, rows + rows*k, d)
+    gathered = _AllGather.apply(local)  # (W, rows + rows*k, d)
     positives = [gathered[r, :bs] for r, bs in enumerate(batch_sizes)]
-    negatives = [gathered[r, rows:rows + bs * k] for r, bs in enumerate(batch_sizes)]
-    return torch.cat(positives + negatives), sum(batch_sizes[:dist.get_rank()])
+    negatives = [gathered[r, rows : rows + bs * k] for r, bs in enumerate(batch_sizes)]
+    return torch.cat(positives + negatives), sum(batch_sizes[: dist.get_rank()])

@@ -19,8 +19,9 @@ class CosineLoss(nn.Module):
         super().__init__()
         self.margin = margin
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
         pos = 1 - (q * p).sum(-1)
         neg = F.relu(torch.einsum("bd,bkd->bk", q, n) - self.margin)
         return torch.cat([pos, neg.flatten()]).mean()

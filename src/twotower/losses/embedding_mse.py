@@ -28,16 +28,25 @@ class EmbeddingMSELoss(nn.Module):
         super().__init__()
         self.query_weight = query_weight
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None,
-                teacher_vectors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        q: torch.Tensor,
+        p: torch.Tensor,
+        n: torch.Tensor,
+        teacher: torch.Tensor | None = None,
+        teacher_vectors: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         if teacher_vectors is None:
-            raise ValueError("loss embedding_mse needs the teacher's vectors: set data.prepare.teacher and "
-                             "data.teacher_vectors=true")
+            raise ValueError(
+                "loss embedding_mse needs the teacher's vectors: set data.prepare.teacher and data.teacher_vectors=true"
+            )
         docs = torch.cat([p, n.reshape(-1, n.shape[-1])])
         tq, td = teacher_vectors["query"].to(q.dtype), teacher_vectors["documents"].to(q.dtype)
         if tq.shape != q.shape or td.shape != docs.shape:
-            raise ValueError(f"teacher vectors {tuple(tq.shape)}/{tuple(td.shape)} do not match the student's "
-                             f"{tuple(q.shape)}/{tuple(docs.shape)}: the student's output width must be the teacher's")
+            raise ValueError(
+                f"teacher vectors {tuple(tq.shape)}/{tuple(td.shape)} do not match the student's "
+                f"{tuple(q.shape)}/{tuple(docs.shape)}: the student's output width must be the teacher's"
+            )
         query_term = (q - tq).pow(2).sum(-1).mean()
         doc_term = (docs - td).pow(2).sum(-1).mean()
         return (self.query_weight * query_term + doc_term) / (1 + self.query_weight)

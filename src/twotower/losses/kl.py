@@ -57,8 +57,9 @@ class DistillKLLoss(nn.Module):
         self.temperature = temperature
         self.teacher_temperature = teacher_temperature
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = check_teacher(teacher, q, n, self.name)
         log_student = F.log_softmax(student_scores(q, p, n) / self.temperature, dim=1)
         log_teacher = F.log_softmax(t / self.teacher_temperature, dim=1)

@@ -43,8 +43,9 @@ class MarginMSELoss(nn.Module):
             raise ValueError(f"scale must be > 0, got {scale}")
         self.scale = scale
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = check_teacher(teacher, q, n, self.name)
         s = self.scale * student_scores(q, p, n)
         return F.mse_loss(s[:, :1] - s[:, 1:], t[:, :1] - t[:, 1:])

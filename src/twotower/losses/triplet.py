@@ -18,8 +18,9 @@ class TripletLoss(nn.Module):
         super().__init__()
         self.margin = margin
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
         pos = (q * p).sum(-1, keepdim=True)
         neg = torch.einsum("bd,bkd->bk", q, n)
         return F.relu(self.margin - pos + neg).mean()

@@ -31,9 +31,11 @@ class UntrustedTowerError(ValueError):
 
 def tower_class(name: str) -> type[Tower]:
     if name not in TOWERS:
-        raise UntrustedTowerError(f"the checkpoint names tower class {name!r}, which is not one of twotower's "
-                                  f"towers ({', '.join(sorted({c.__name__ for c in TOWERS.values()}))}); "
-                                  "refusing to build it")
+        raise UntrustedTowerError(
+            f"the checkpoint names tower class {name!r}, which is not one of twotower's "
+            f"towers ({', '.join(sorted({c.__name__ for c in TOWERS.values()}))}); "
+            "refusing to build it"
+        )
     return TOWERS[name]
 
 
@@ -41,8 +43,15 @@ def tower_class_of(factory: Callable[..., Tower]) -> type:
     return getattr(factory, "func", factory)
 
 
-def build_two_tower(tower: Callable[..., Tower], tokenizer=None, shared: bool = True, freeze_embeddings: bool = False,
-                    query_max_length: int = 32, doc_max_length: int = 128, idf=None) -> TwoTower:
+def build_two_tower(
+    tower: Callable[..., Tower],
+    tokenizer=None,
+    shared: bool = True,
+    freeze_embeddings: bool = False,
+    query_max_length: int = 32,
+    doc_max_length: int = 128,
+    idf=None,
+) -> TwoTower:
     """Query and document towers from a tower constructor (a Hydra partial, or a class with its arguments bound).
 
     Vocabulary towers get `tokenizer` and one embedding table made from its matrix (shared between separate
@@ -54,8 +63,10 @@ def build_two_tower(tower: Callable[..., Tower], tokenizer=None, shared: bool = 
             raise ValueError(f"{cls.__name__} needs a tokenizer (config group `tokenizer`)")
         if tokenizer.embedding_matrix is None:
             raise ValueError(f"the tokenizer has no embedding matrix to start {cls.__name__} from")
-        extra = {"tokenizer": tokenizer, "embedding": make_embedding(torch.as_tensor(tokenizer.embedding_matrix),
-                                                                     freeze=freeze_embeddings)}
+        extra = {
+            "tokenizer": tokenizer,
+            "embedding": make_embedding(torch.as_tensor(tokenizer.embedding_matrix), freeze=freeze_embeddings),
+        }
         idf = tokenizer.idf if idf is None else idf
         if idf is not None and "idf" in inspect.signature(cls).parameters:
             extra["idf"] = torch.as_tensor(idf)

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from twotower.atomic import atomic_path
+from twotower.errors import UserError
+from twotower.io.atomic import atomic_path
 from twotower.models.build import build_two_tower, tower_factory
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.models.static import VocabularyTower
@@ -28,11 +29,20 @@ from twotower.models.tower import TwoTower
 
 FORMAT = "twotower/2"
 READABLE = ("twotower/1", FORMAT)
-REQUIRED = ("model_state_dict", "embedding_matrix", "word_to_index", "index_to_word", "model_config",
-            "training_stats", "epoch", "eval_results", "wandb_run_id")
+REQUIRED = (
+    "model_state_dict",
+    "embedding_matrix",
+    "word_to_index",
+    "index_to_word",
+    "model_config",
+    "training_stats",
+    "epoch",
+    "eval_results",
+    "wandb_run_id",
+)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """The file is not a twotower checkpoint, or is damaged."""
 
 
@@ -42,14 +52,19 @@ def model_fields(model: TwoTower, model_config: dict[str, Any]) -> dict[str, Any
     tower = model.query_tower
     fields: dict[str, Any] = {"model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     if isinstance(tower, VocabularyTower):
-        fields.update(embedding_matrix=tower.embedding.weight.detach().float().cpu().clone(),
-                      word_to_index=dict(tower.tokenizer.word_to_index),
-                      index_to_word=list(tower.tokenizer.index_to_word))
+        fields.update(
+            embedding_matrix=tower.embedding.weight.detach().float().cpu().clone(),
+            word_to_index=dict(tower.tokenizer.word_to_index),
+            index_to_word=list(tower.tokenizer.index_to_word),
+        )
         model_config = {**model_config, "tower_fields": {}}
     else:
         vocab = tower.tokenizer.get_vocab()
-        fields.update(embedding_matrix=torch.zeros(0), word_to_index=dict(vocab),
-                      index_to_word=[w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])])
+        fields.update(
+            embedding_matrix=torch.zeros(0),
+            word_to_index=dict(vocab),
+            index_to_word=[w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])],
+        )
         model_config = {**model_config, "tower_fields": tower.checkpoint_fields()}
     return {**fields, "model_config": model_config}
 
@@ -72,8 +87,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         raise ValueError(f"checkpoint payload lacks {missing}")
     bad = [k for k, v in payload["model_state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise ValueError(f"refusing to write {path}: the weights hold NaN or inf ({', '.join(bad[:3])}); "
-                         "training diverged (lower optim.lr)")
+        raise ValueError(
+            f"refusing to write {path}: the weights hold NaN or inf ({', '.join(bad[:3])}); "
+            "training diverged (lower optim.lr)"
+        )
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **payload, "checksum": tensors_checksum(payload)}, tmp)
     return Path(path)
@@ -90,8 +107,11 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     except Exception as exc:  # torch raises several types for corrupt or foreign pickles
         raise CheckpointError(f"{path} is not a readable twotower checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") not in READABLE:
-        hint = " (a Lightning .ckpt resumes training with ckpt_path=; evaluate.py takes the best.pt/last.pt files)" \
-            if isinstance(payload, dict) and "state_dict" in payload else ""
+        hint = (
+            " (a Lightning .ckpt resumes training with ckpt_path=; evaluate.py takes the best.pt/last.pt files)"
+            if isinstance(payload, dict) and "state_dict" in payload
+            else ""
+        )
         raise CheckpointError(f"{path} is not a twotower checkpoint: no format={FORMAT!r} marker{hint}")
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
@@ -109,16 +129,23 @@ def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "checkpoin
     if cfg.get("tokenizer"):
         matrix = payload["embedding_matrix"]
         if len(payload["word_to_index"]) != matrix.shape[0]:
-            raise CheckpointError(f"{path}: its vocabulary has {len(payload['word_to_index'])} entries but its "
-                                  f"embedding matrix {matrix.shape[0]} rows: tokenizer and model do not match")
+            raise CheckpointError(
+                f"{path}: its vocabulary has {len(payload['word_to_index'])} entries but its "
+                f"embedding matrix {matrix.shape[0]} rows: tokenizer and model do not match"
+            )
         try:
             tokenizer = tokenizer_from_state(cfg["tokenizer"], payload["word_to_index"], matrix.numpy())
         except ValueError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
     try:
-        model = build_two_tower(factory, tokenizer, shared=cfg["shared"],
-                                freeze_embeddings=cfg.get("freeze_embeddings", False),
-                                query_max_length=cfg["query_max_length"], doc_max_length=cfg["doc_max_length"])
+        model = build_two_tower(
+            factory,
+            tokenizer,
+            shared=cfg["shared"],
+            freeze_embeddings=cfg.get("freeze_embeddings", False),
+            query_max_length=cfg["query_max_length"],
+            doc_max_length=cfg["doc_max_length"],
+        )
         model.load_state_dict(payload["model_state_dict"])
     except (TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({exc})") from None

@@ -39,12 +39,26 @@ class TwoTowerEncoder:
         return self.model.query_tower.token_counts(text)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.model.tokenize_queries, self.model.encode_queries,
-                            batch_size or self.model.query_tower.encode_batch_size, progress, "queries")
+        return self._encode(
+            texts,
+            self.model.tokenize_queries,
+            self.model.encode_queries,
+            batch_size or self.model.query_tower.encode_batch_size,
+            progress,
+            "queries",
+        )
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.model.tokenize_documents, self.model.encode_documents,
-                            batch_size or self.model.document_tower.encode_batch_size, progress, "passages")
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        return self._encode(
+            texts,
+            self.model.tokenize_documents,
+            self.model.encode_documents,
+            batch_size or self.model.document_tower.encode_batch_size,
+            progress,
+            "passages",
+        )
 
     @torch.inference_mode()
     def _encode(self, texts, tokenize, tower, batch_size, progress, what) -> np.ndarray:

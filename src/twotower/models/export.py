@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from twotower.atomic import atomic_path
+from twotower.io.atomic import atomic_path
 from twotower.models.checkpoint import load_checkpoint, model_from_checkpoint
 from twotower.models.tower import ExportError
 

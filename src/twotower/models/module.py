@@ -25,9 +25,16 @@ class TwoTowerModule(L.LightningModule):
     parameter groups (a transformer's backbone may learn at its own rate).
     """
 
-    def __init__(self, model: TwoTower, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., Any] | None = None, model_config: dict | None = None,
-                 run_config: dict | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: TwoTower,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        model_config: dict | None = None,
+        run_config: dict | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
@@ -59,8 +66,10 @@ class TwoTowerModule(L.LightningModule):
         else:
             loss = self.loss(q, p, n, teacher=batch.get("teacher"))
         if not torch.isfinite(loss):
-            raise DivergedError(f"the training loss is {loss.item()} at step {self.global_step}: training diverged "
-                                "(lower optim.lr, or raise loss.temperature)")
+            raise DivergedError(
+                f"the training loss is {loss.item()} at step {self.global_step}: training diverged "
+                "(lower optim.lr, or raise loss.temperature)"
+            )
         for name, value in getattr(self.loss, "last_parts", {}).items():
             self.log(f"train/loss_{name}", value, on_step=False, on_epoch=True, batch_size=q.shape[0])
         with torch.no_grad():
@@ -75,9 +84,13 @@ class TwoTowerModule(L.LightningModule):
     def configure_optimizers(self):
         # The base rate comes from the optimizer partial (optim.lr); a tower may set its own for a part of it.
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        params = self.model.parameter_groups(lr) if lr is not None else [p for p in self.parameters() if p.requires_grad]
+        params = (
+            self.model.parameter_groups(lr) if lr is not None else [p for p in self.parameters() if p.requires_grad]
+        )
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        scheduler = self.scheduler_factory(
+            optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

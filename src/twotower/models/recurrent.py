@@ -19,15 +19,25 @@ class RecurrentTower(VocabularyTower):
 
     cell: type[nn.RNNBase] = nn.GRU
 
-    def __init__(self, tokenizer, embedding: nn.Embedding, hidden_size: int = 128, num_layers: int = 1,
-                 bidirectional: bool = True, dropout: float = 0.0, output_dim: int = 128) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        embedding: nn.Embedding,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        output_dim: int = 128,
+    ) -> None:
         super().__init__(tokenizer, embedding)
         self.hidden_size = hidden_size
         directions = 2 if bidirectional else 1
         self.layers = nn.ModuleList()
         in_dim = embedding.embedding_dim
         for _ in range(num_layers):
-            self.layers.append(nn.ModuleList(self.cell(in_dim, hidden_size, batch_first=True) for _ in range(directions)))
+            self.layers.append(
+                nn.ModuleList(self.cell(in_dim, hidden_size, batch_first=True) for _ in range(directions))
+            )
             in_dim = hidden_size * directions
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(in_dim, output_dim)

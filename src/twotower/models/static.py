@@ -24,7 +24,9 @@ def make_embedding(matrix: torch.Tensor, freeze: bool = False) -> nn.Embedding:
 def mlp(in_dim: int, hidden_dim: int, output_dim: int, dropout: float) -> nn.Module:
     if hidden_dim <= 0:
         return nn.Linear(in_dim, output_dim)
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, output_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, output_dim)
+    )
 
 
 class VocabularyTower(Tower):
@@ -38,8 +40,10 @@ class VocabularyTower(Tower):
     def __init__(self, tokenizer, embedding: nn.Embedding) -> None:
         super().__init__()
         if tokenizer.vocab_size != embedding.num_embeddings:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} entries but the embedding table "
-                             f"{embedding.num_embeddings} rows: they must come from the same vocabulary")
+            raise ValueError(
+                f"tokenizer has {tokenizer.vocab_size} entries but the embedding table "
+                f"{embedding.num_embeddings} rows: they must come from the same vocabulary"
+            )
         self.tokenizer = tokenizer
         self.embedding = embedding
 
@@ -59,12 +63,24 @@ class MeanTower(VocabularyTower):
     (`hidden_size=0`) or an MLP.
     """
 
-    def __init__(self, tokenizer, embedding: nn.Embedding, output_dim: int = 128, hidden_size: int = 0,
-                 dropout: float = 0.0, token_weights: bool = True, idf: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        embedding: nn.Embedding,
+        output_dim: int = 128,
+        hidden_size: int = 0,
+        dropout: float = 0.0,
+        token_weights: bool = True,
+        idf: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(tokenizer, embedding)
         self.token_weights = token_weights
         if token_weights:
-            start = torch.as_tensor(idf).float().clamp_min(1e-3) if idf is not None else torch.ones(embedding.num_embeddings)
+            start = (
+                torch.as_tensor(idf).float().clamp_min(1e-3)
+                if idf is not None
+                else torch.ones(embedding.num_embeddings)
+            )
             # softplus^-1 so that softplus(logit) starts at exactly `start`.
             self.weight_logit = nn.Parameter(start + torch.log(-torch.expm1(-start)))
         self.dropout = nn.Dropout(dropout)
@@ -88,8 +104,10 @@ class MeanTower(VocabularyTower):
         because mean_t w_t (W e_t + b) = (Σ w_t / T) · (W ē_w + b) with ē_w the weighted mean. So a
         sentence-transformers `StaticEmbedding` over e' followed by `Normalize` reproduces the tower."""
         if not isinstance(self.head, nn.Linear):
-            raise ExportError("a mean tower with an MLP head (model.tower.hidden_size > 0) is not a static "
-                              "embedding: export needs hidden_size=0")
+            raise ExportError(
+                "a mean tower with an MLP head (model.tower.hidden_size > 0) is not a static "
+                "embedding: export needs hidden_size=0"
+            )
         weights = F.softplus(self.weight_logit) if self.token_weights else torch.ones(self.embedding.num_embeddings)
         table = self.head(self.embedding.weight.float()) * weights.unsqueeze(-1)
         table[0] = 0.0  # padding never counts

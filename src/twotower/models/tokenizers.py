@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from twotower.io.paths import cache_dir
 from twotower.models.pretrained import glove_vectors, minilm_path  # noqa: F401 (re-exported)
 from twotower.models.tower import padded as _pad
-from twotower.paths import cache_dir
-from twotower.text import WORD as _WORD
+from twotower.retrieval.text import WORD as _WORD
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ class WordTokenizer:
     kind = "word"
     unknown_id = 1
 
-    def __init__(self, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None = None,
-                 idf: np.ndarray | None = None) -> None:
+    def __init__(
+        self, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None = None, idf: np.ndarray | None = None
+    ) -> None:
         if word_to_index.get(PAD) != 0 or word_to_index.get(UNK) != 1:
             raise ValueError(f"a word vocabulary must map {PAD!r} to 0 and {UNK!r} to 1")
         self.word_to_index = word_to_index
@@ -52,8 +53,15 @@ class WordTokenizer:
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int | None = None,
-              embedding_dim: int = 50, glove: bool = False, seed: int = 0) -> WordTokenizer:
+    def build(
+        cls,
+        texts: Iterable[str],
+        min_freq: int = 2,
+        max_size: int | None = None,
+        embedding_dim: int = 50,
+        glove: bool = False,
+        seed: int = 0,
+    ) -> WordTokenizer:
         """Vocabulary of the words seen at least `min_freq` times; vectors from GloVe where it knows the word.
 
         IDF over `texts` is kept too: the mean tower uses it to start its token weights.
@@ -126,7 +134,9 @@ class WordTokenizer:
         return {"kind": self.kind, "idf": None if self.idf is None else self.idf.tolist()}
 
     @classmethod
-    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> WordTokenizer:
+    def from_state(
+        cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None
+    ) -> WordTokenizer:
         idf = state.get("idf")
         return cls(word_to_index, embedding_matrix, None if idf is None else np.asarray(idf, dtype=np.float32))
 
@@ -141,8 +151,14 @@ class WordPieceTokenizer:
 
     kind = "wordpiece"
 
-    def __init__(self, path: str | Path | None = None, load_embeddings: bool = True, embeddings: str = "input",
-                 pca_dims: int | None = 256, tokenizer_json: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        load_embeddings: bool = True,
+        embeddings: str = "input",
+        pca_dims: int | None = 256,
+        tokenizer_json: str | None = None,
+    ) -> None:
         from tokenizers import Tokenizer
 
         if embeddings not in ("input", "model2vec"):
@@ -161,7 +177,9 @@ class WordPieceTokenizer:
         else:
             self._tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
             if load_embeddings:
-                self.embedding_matrix = _safetensor(self.path / "model.safetensors", "embeddings.word_embeddings.weight")
+                self.embedding_matrix = _safetensor(
+                    self.path / "model.safetensors", "embeddings.word_embeddings.weight"
+                )
         self._tok.no_padding()
         self._tok.no_truncation()
         self.word_to_index: dict[str, int] = self._tok.get_vocab()
@@ -171,8 +189,14 @@ class WordPieceTokenizer:
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str] | None = None, path: str | Path | None = None, embeddings: str = "input",
-              pca_dims: int | None = 256, chunk: int = 10_000) -> WordPieceTokenizer:
+    def build(
+        cls,
+        texts: Iterable[str] | None = None,
+        path: str | Path | None = None,
+        embeddings: str = "input",
+        pca_dims: int | None = 256,
+        chunk: int = 10_000,
+    ) -> WordPieceTokenizer:
         """Same signature as `WordTokenizer.build`; the vocabulary is fixed, so `texts` only feed IDF, counted
         chunk by chunk (memory bounded by `chunk` texts, not the corpus)."""
         tok = cls(path, embeddings=embeddings, pca_dims=pca_dims)
@@ -203,8 +227,10 @@ class WordPieceTokenizer:
         # Passages recur (negatives, epochs): only texts not seen before go through the tokenizer.
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         # [CLS]/[SEP] carry no meaning for a bag or a recurrent tower trained from here: leave them out.
-        fresh = {t: np.asarray(e.ids or [self.unknown_id], dtype=np.int32)
-                 for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))}
+        fresh = {
+            t: np.asarray(e.ids or [self.unknown_id], dtype=np.int32)
+            for t, e in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False))
+        }
         if len(self._cache) + len(fresh) <= CACHE_LIMIT:
             self._cache.update(fresh)
         return _pad([(fresh[t] if t in fresh else self._cache[t])[:max_length] for t in texts])
@@ -219,17 +245,30 @@ class WordPieceTokenizer:
 
     def state(self) -> dict:
         # The tokenizer itself travels in the checkpoint: a Model2Vec vocabulary exists nowhere else.
-        return {"kind": self.kind, "embeddings": self.embeddings, "pca_dims": self.pca_dims,
-                "tokenizer_json": self._tok.to_str(), "idf": None if self.idf is None else self.idf.tolist()}
+        return {
+            "kind": self.kind,
+            "embeddings": self.embeddings,
+            "pca_dims": self.pca_dims,
+            "tokenizer_json": self._tok.to_str(),
+            "idf": None if self.idf is None else self.idf.tolist(),
+        }
 
     @classmethod
-    def from_state(cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None) -> WordPieceTokenizer:
+    def from_state(
+        cls, state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None
+    ) -> WordPieceTokenizer:
         # Checkpoints from before Model2Vec carry no tokenizer: theirs is the shipped MiniLM's.
-        tok = cls(load_embeddings=False, embeddings=state.get("embeddings", "input"),
-                  pca_dims=state.get("pca_dims", 256), tokenizer_json=state.get("tokenizer_json"))
+        tok = cls(
+            load_embeddings=False,
+            embeddings=state.get("embeddings", "input"),
+            pca_dims=state.get("pca_dims", 256),
+            tokenizer_json=state.get("tokenizer_json"),
+        )
         if tok.word_to_index != word_to_index:
-            raise ValueError(f"the checkpoint's vocabulary ({len(word_to_index)} entries) is not its tokenizer's "
-                             f"({tok.vocab_size}): the tokenizer and the model do not belong together")
+            raise ValueError(
+                f"the checkpoint's vocabulary ({len(word_to_index)} entries) is not its tokenizer's "
+                f"({tok.vocab_size}): the tokenizer and the model do not belong together"
+            )
         tok.embedding_matrix = embedding_matrix
         if state.get("idf") is not None:
             tok.idf = np.asarray(state["idf"], dtype=np.float32)
@@ -246,10 +285,12 @@ def _safetensor(path: Path, name: str) -> np.ndarray:
 def model2vec_folder(model_path: Path, pca_dims: int | None = 256) -> Path:
     """A Model2Vec distillation of the transformer at `model_path`, made once and cached (key: the model's
     weights file fingerprint and `pca_dims`)."""
-    from twotower.atomic import atomic_path
-    from twotower.fingerprint import file_fingerprint
+    from twotower.io.atomic import atomic_path
+    from twotower.io.fingerprint import file_fingerprint
 
-    weights = next((model_path / n for n in ("model.safetensors", "pytorch_model.bin") if (model_path / n).exists()), None)
+    weights = next(
+        (model_path / n for n in ("model.safetensors", "pytorch_model.bin") if (model_path / n).exists()), None
+    )
     if weights is None:
         raise FileNotFoundError(f"{model_path} holds no transformer weights (model.safetensors): cannot distil it")
     key = hashlib.sha1(f"{file_fingerprint(weights)}:{pca_dims}".encode()).hexdigest()[:12]

@@ -51,16 +51,23 @@ class Tower(nn.Module, ABC):
 
     def export_modules(self, max_length: int) -> list[nn.Module]:
         """sentence-transformers modules that compute exactly this tower (see `models.export`)."""
-        raise ExportError(f"{type(self).__name__} has no sentence-transformers equivalent; export supports "
-                          "static (mean) towers with a linear head and transformer towers")
+        raise ExportError(
+            f"{type(self).__name__} has no sentence-transformers equivalent; export supports "
+            "static (mean) towers with a linear head and transformer towers"
+        )
 
 
 class TwoTower(nn.Module):
     """A query tower and a document tower; `shared` when they are one module. Each side truncates to its own
     maximum length (queries are short, passages long)."""
 
-    def __init__(self, query_tower: Tower, document_tower: Tower | None = None, query_max_length: int = 32,
-                 doc_max_length: int = 128) -> None:
+    def __init__(
+        self,
+        query_tower: Tower,
+        document_tower: Tower | None = None,
+        query_max_length: int = 32,
+        doc_max_length: int = 128,
+    ) -> None:
         super().__init__()
         self.query_tower = query_tower
         self.document_tower = document_tower if document_tower is not None else query_tower

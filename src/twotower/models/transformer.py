@@ -28,8 +28,10 @@ def check_model_folder(path: str | Path) -> Path:
     """`path` if it is a transformer folder; otherwise a clear error naming it and the setting."""
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"transformer model folder not found: {path} (set model.tower.path to a local "
-                                "Hugging Face or sentence-transformers model folder)")
+        raise FileNotFoundError(
+            f"transformer model folder not found: {path} (set model.tower.path to a local "
+            "Hugging Face or sentence-transformers model folder)"
+        )
     if not (path / "config.json").is_file():
         raise ValueError(f"{path} is not a transformer model folder: it has no config.json (model.tower.path)")
     if not any((path / n).is_file() for n in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
@@ -47,9 +49,16 @@ class TransformerTower(Tower):
     uses_vocabulary = False
     encode_batch_size = 128  # a transformer's activations grow with the batch; 128 x 128 tokens fits a CPU
 
-    def __init__(self, path: str | None = None, pooling: str = "mean", output_dim: int = 0,
-                 backbone_lr: float | None = None, gradient_checkpointing: bool = False,
-                 backbone_config: dict | None = None, tokenizer_files: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        pooling: str = "mean",
+        output_dim: int = 0,
+        backbone_lr: float | None = None,
+        gradient_checkpointing: bool = False,
+        backbone_config: dict | None = None,
+        tokenizer_files: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -73,8 +82,10 @@ class TransformerTower(Tower):
                 raise ValueError(f"{folder} is not a loadable transformer ({type(exc).__name__}: {exc})") from None
         rows = self.backbone.get_input_embeddings().num_embeddings
         if len(self.tokenizer) > rows:
-            raise ValueError(f"tokenizer and model do not match: the tokenizer has {len(self.tokenizer)} tokens "
-                             f"but the model's embedding table {rows} rows")
+            raise ValueError(
+                f"tokenizer and model do not match: the tokenizer has {len(self.tokenizer)} tokens "
+                f"but the model's embedding table {rows} rows"
+            )
         # `from_pretrained` leaves the model in eval mode; a tower starts in train mode like any module, so
         # the backbone's dropout is on while fine-tuning (as in sentence-transformers) and off in `eval()`.
         self.backbone.train()

@@ -13,13 +13,13 @@ for Milvus Lite); writers hold the lock file `<folder>.lock` beside it.
 
 from twotower.search.build import build_index
 from twotower.search.errors import (
-                                    DiskFullError,
-                                    DuplicateDocumentError,
-                                    EmptyQueryError,
-                                    IndexCorruptError,
-                                    IndexMismatchError,
-                                    IndexNotFoundError,
-                                    SearchError,
+    DiskFullError,
+    DuplicateDocumentError,
+    EmptyQueryError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    SearchError,
 )
 from twotower.search.kinds import FlatIndex, HNSWIndex, IVFIndex, make_kind
 from twotower.search.manifest import Manifest, read_manifest
@@ -27,8 +27,22 @@ from twotower.search.searcher import Hit, Results, Searcher
 from twotower.search.store import Document
 
 __all__ = [
-    "Searcher", "Results", "Hit", "Document", "build_index", "Manifest", "read_manifest",
-    "FlatIndex", "IVFIndex", "HNSWIndex", "make_kind",
-    "SearchError", "IndexNotFoundError", "IndexCorruptError", "IndexMismatchError", "EmptyQueryError",
-    "DuplicateDocumentError", "DiskFullError",
+    "Searcher",
+    "Results",
+    "Hit",
+    "Document",
+    "build_index",
+    "Manifest",
+    "read_manifest",
+    "FlatIndex",
+    "IVFIndex",
+    "HNSWIndex",
+    "make_kind",
+    "SearchError",
+    "IndexNotFoundError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "EmptyQueryError",
+    "DuplicateDocumentError",
+    "DiskFullError",
 ]

@@ -9,14 +9,21 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from twotower.atomic import atomic_path
 from twotower.data.msmarco import read_queries
+from twotower.io.atomic import atomic_path
 from twotower.search.results import Results
 from twotower.search.searcher import Searcher
 
 
-def search_queries_file(searcher: Searcher, queries: str | Path, run_out: str | Path, k: int = 100,
-                        tag: str = "twotower", batch_size: int = 256, progress: bool = True) -> dict[str, Results]:
+def search_queries_file(
+    searcher: Searcher,
+    queries: str | Path,
+    run_out: str | Path,
+    k: int = 100,
+    tag: str = "twotower",
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict[str, Results]:
     """Search every query of `queries` and write the TREC run to `run_out` (atomically); returns {qid: Results}."""
     table = read_queries(queries)  # blank queries are skipped (and logged) by the reader
     qids = list(table)

@@ -65,12 +65,16 @@ def _prepare_folder(folder: Path) -> Manifest | None:
     except FileNotFoundError:
         foreign = [p.name for p in folder.iterdir() if not any(p.match(pat) for pat in OWN_FILES)]
         if foreign:
-            raise SearchError(f"{folder} exists and is not a twotower index (it holds {', '.join(sorted(foreign)[:3])}); "
-                              "choose an empty or new folder") from None
+            raise SearchError(
+                f"{folder} exists and is not a twotower index (it holds {', '.join(sorted(foreign)[:3])}); "
+                "choose an empty or new folder"
+            ) from None
         return None
 
 
-def _collect_garbage(folder: Path, manifest: Manifest, previous: Manifest | None, milvus_uri: str | None = None) -> None:
+def _collect_garbage(
+    folder: Path, manifest: Manifest, previous: Manifest | None, milvus_uri: str | None = None
+) -> None:
     """After a commit: delete files no manifest refers to, and the Milvus collection the old manifest named
     (reached with `milvus_uri`, credentials and all, when it is the same server)."""
     keep = set(manifest.files)
@@ -82,7 +86,11 @@ def _collect_garbage(folder: Path, manifest: Manifest, previous: Manifest | None
         from twotower.search.milvus_backend import drop_collection, resolve_uri
 
         try:
-            uri = milvus_uri if milvus_uri and redact_uri(milvus_uri)[0] == previous.milvus["uri"] else previous.milvus["uri"]
+            uri = (
+                milvus_uri
+                if milvus_uri and redact_uri(milvus_uri)[0] == previous.milvus["uri"]
+                else previous.milvus["uri"]
+            )
             drop_collection(resolve_uri(uri, folder), previous.milvus["collection"])
         except Exception as exc:  # the new index is committed; a stale collection is only wasted space
             log.warning("could not drop the previous Milvus collection %s: %s", previous.milvus["collection"], exc)
@@ -98,9 +106,17 @@ def _discard(folder: Path, build_id: str, backend) -> None:
             log.warning("could not remove the partial vectors of build %s: %s", build_id, exc)
 
 
-def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, str] | Sequence[Document],
-                out: str | Path, kind: str | IndexKind = "flat", backend: str = "faiss", milvus_uri: str | None = None,
-                batch_size: int = 2048, progress: bool = True, device: str | None = None) -> Manifest:
+def build_index(
+    checkpoint: str | Path,
+    collection: str | Path | Mapping[str, str] | Sequence[Document],
+    out: str | Path,
+    kind: str | IndexKind = "flat",
+    backend: str = "faiss",
+    milvus_uri: str | None = None,
+    batch_size: int = 2048,
+    progress: bool = True,
+    device: str | None = None,
+) -> Manifest:
     """Encode every document with the checkpoint's document tower and write a complete index to `out`.
 
     `collection` is a file (`.tsv`, `.parquet`, `.jsonl`), a {id: text} mapping or a list of `Document`.
@@ -121,11 +137,23 @@ def build_index(checkpoint: str | Path, collection: str | Path | Mapping[str, st
     if not documents:
         raise SearchError(f"no documents to index in {collection if source else 'the collection given'}")
     with index_lock(folder):
-        return _build_locked(folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress)
+        return _build_locked(
+            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress
+        )
 
 
-def _build_locked(folder: Path, encoder: TwoTowerEncoder, identity: dict, documents: list[Document], source: list[str],
-                  spec: IndexKind, backend: str, milvus_uri: str | None, batch_size: int, progress: bool) -> Manifest:
+def _build_locked(
+    folder: Path,
+    encoder: TwoTowerEncoder,
+    identity: dict,
+    documents: list[Document],
+    source: list[str],
+    spec: IndexKind,
+    backend: str,
+    milvus_uri: str | None,
+    batch_size: int,
+    progress: bool,
+) -> Manifest:
     previous = _prepare_folder(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,11 +180,22 @@ def _build_locked(folder: Path, encoder: TwoTowerEncoder, identity: dict, docume
         files[store.path.name] = store.path.stat().st_size
         seconds = time.perf_counter() - started
         manifest = Manifest(
-            backend=backend, index=kind_to_dict(spec), dim=int(chunk.shape[1]), count=len(documents),
-            checkpoint=identity, build_id=build_id, files=files, sha256=_checksums(folder, files), source=source,
+            backend=backend,
+            index=kind_to_dict(spec),
+            dim=int(chunk.shape[1]),
+            count=len(documents),
+            checkpoint=identity,
+            build_id=build_id,
+            files=files,
+            sha256=_checksums(folder, files),
+            source=source,
             milvus=_milvus_record(milvus_uri, vectors.collection) if backend == "milvus" else {},
-            build={"seconds": round(seconds, 3), "encode_seconds": round(encode_s, 3),
-                   "passages_per_second": round(len(documents) / seconds, 1), "device": str(encoder.device)},
+            build={
+                "seconds": round(seconds, 3),
+                "encode_seconds": round(encode_s, 3),
+                "passages_per_second": round(len(documents) / seconds, 1),
+                "device": str(encoder.device),
+            },
         )
         write_manifest(folder, manifest)
     except BaseException as exc:
@@ -169,8 +208,10 @@ def _build_locked(folder: Path, encoder: TwoTowerEncoder, identity: dict, docume
             shutil.rmtree(folder, ignore_errors=True)
         if _disk_full(exc):
             kept = "the previous index is unchanged and still serving" if previous else "no index was written"
-            raise DiskFullError(f"disk full while building the index {folder}{_filename(exc)}: nothing was committed, "
-                                f"{kept}; free some space and build again") from exc
+            raise DiskFullError(
+                f"disk full while building the index {folder}{_filename(exc)}: nothing was committed, "
+                f"{kept}; free some space and build again"
+            ) from exc
         raise
     vectors.close()
     _collect_garbage(folder, manifest, previous, milvus_uri)
@@ -204,7 +245,9 @@ def _filename(exc: BaseException) -> str:
     return f" (writing {name})" if name else ""
 
 
-def _new_backend(backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None):
+def _new_backend(
+    backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None
+):
     if backend == "faiss":
         return FaissBackend.create(spec, dim, count)
     from twotower.search.milvus_backend import MilvusBackend, resolve_uri
@@ -212,9 +255,16 @@ def _new_backend(backend: str, spec: IndexKind, dim: int, count: int, folder: Pa
     return MilvusBackend.create(resolve_uri(milvus_uri or "milvus.db", folder), f"twotower_{build_id}", spec, dim)
 
 
-def add_documents(folder: str | Path, encoder: TwoTowerEncoder, manifest: Manifest, backend,
-                  documents: Sequence[Document], skip_existing: bool = False, batch_size: int = 512,
-                  progress: bool = False) -> tuple[Manifest, int]:
+def add_documents(
+    folder: str | Path,
+    encoder: TwoTowerEncoder,
+    manifest: Manifest,
+    backend,
+    documents: Sequence[Document],
+    skip_existing: bool = False,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> tuple[Manifest, int]:
     """Append `documents` to a loaded index and commit a new manifest -> (manifest, number added).
 
     The document store is copied under a new build id and extended; faiss vectors are written to a new file;
@@ -225,16 +275,20 @@ def add_documents(folder: str | Path, encoder: TwoTowerEncoder, manifest: Manife
     folder = Path(folder)
     current = read_manifest(folder)
     if current.build_id != manifest.build_id:
-        raise SearchError(f"{folder} changed since it was loaded (build {manifest.build_id} -> {current.build_id}); "
-                          "load it again and repeat the add")
+        raise SearchError(
+            f"{folder} changed since it was loaded (build {manifest.build_id} -> {current.build_id}); "
+            "load it again and repeat the add"
+        )
     old_store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
     try:
         clash = old_store.existing_ids(d.id for d in documents)
     finally:
         old_store.close()
     if clash and not skip_existing:
-        raise DuplicateDocumentError(f"{len(clash)} document id(s) are already in {folder}, e.g. {sorted(clash)[:3]}; "
-                                     "pass skip_existing=True (--skip-existing) to add only the new ones")
+        raise DuplicateDocumentError(
+            f"{len(clash)} document id(s) are already in {folder}, e.g. {sorted(clash)[:3]}; "
+            "pass skip_existing=True (--skip-existing) to add only the new ones"
+        )
     documents = [d for d in documents if d.id not in clash]
     if not documents:
         return manifest, 0
@@ -248,20 +302,32 @@ def add_documents(folder: str | Path, encoder: TwoTowerEncoder, manifest: Manife
             store.add(documents)
         finally:
             store.close()
-        for chunk in encode_in_batches(encoder, [d.text for d in documents], batch_size, progress, "encoding new passages"):
+        for chunk in encode_in_batches(
+            encoder, [d.text for d in documents], batch_size, progress, "encoding new passages"
+        ):
             backend.add(chunk)
         files = {new_store_path.name: new_store_path.stat().st_size, **backend.save(folder, build_id)}
         spec = kind_from_dict(manifest.index)
-        new = Manifest(**{**manifest.__dict__, "index": kind_to_dict(spec), "count": committed + len(documents),
-                          "build_id": build_id, "files": files, "sha256": _checksums(folder, files)})
+        new = Manifest(
+            **{
+                **manifest.__dict__,
+                "index": kind_to_dict(spec),
+                "count": committed + len(documents),
+                "build_id": build_id,
+                "files": files,
+                "sha256": _checksums(folder, files),
+            }
+        )
         write_manifest(folder, new)
     except BaseException as exc:
         _discard(folder, build_id, None)
         if hasattr(backend, "rollback"):
             backend.rollback(committed)
         if _disk_full(exc):
-            raise DiskFullError(f"disk full while adding documents to the index {folder}{_filename(exc)}: nothing was "
-                                "committed, the index is unchanged and still serving; free some space and add again") from exc
+            raise DiskFullError(
+                f"disk full while adding documents to the index {folder}{_filename(exc)}: nothing was "
+                "committed, the index is unchanged and still serving; free some space and add again"
+            ) from exc
         raise
     _collect_garbage(folder, new, None)
     return new, len(documents)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from twotower.data.msmarco import DataFormatError, read_collection, read_v11_parquet
-from twotower.paths import require
+from twotower.io.paths import require
 from twotower.search.store import Document
 
 
@@ -26,7 +26,9 @@ def read_documents(path: str | Path) -> list[Document]:
         return _parquet_documents(path)
     if suffix in (".jsonl", ".json"):
         return _jsonl_documents(path)
-    raise DataFormatError(f"{path}: unknown collection format {suffix!r}; use .tsv (pid\\tpassage), .parquet (ms_marco) or .jsonl")
+    raise DataFormatError(
+        f"{path}: unknown collection format {suffix!r}; use .tsv (pid\\tpassage), .parquet (ms_marco) or .jsonl"
+    )
 
 
 def documents_from_mapping(collection: Mapping[str, str]) -> list[Document]:
@@ -60,7 +62,7 @@ def _jsonl_documents(path: Path) -> list[Document]:
             except json.JSONDecodeError as exc:
                 raise DataFormatError(f"{path}, line {lineno}: not JSON ({exc})") from None
             if not isinstance(row, dict) or "id" not in row or "text" not in row:
-                raise DataFormatError(f"{path}, line {lineno}: each line needs an \"id\" and a \"text\" field")
+                raise DataFormatError(f'{path}, line {lineno}: each line needs an "id" and a "text" field')
             doc_id, text = str(row.pop("id")), str(row.pop("text"))
             if not text.strip():
                 continue

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from twotower.fingerprint import file_sha256
+from twotower.io.fingerprint import file_sha256
 from twotower.models.checkpoint import load_checkpoint, model_from_checkpoint
 from twotower.models.encoder import TwoTowerEncoder
 
@@ -38,14 +38,25 @@ def load_encoder_with_identity(checkpoint: str | Path, device: str | None = None
     return encoder, {"path": str(path), "sha256": file_sha256(path), "model_config": summary}
 
 
-def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size: int = 2048,
-                      progress: bool = True, description: str = "encoding passages") -> Iterator[np.ndarray]:
+def encode_in_batches(
+    encoder: TwoTowerEncoder,
+    texts: Sequence[str],
+    batch_size: int = 2048,
+    progress: bool = True,
+    description: str = "encoding passages",
+) -> Iterator[np.ndarray]:
     """Yield the document vectors of `texts` a chunk (CHUNK texts) at a time, in order, with one progress bar.
 
     The encoder is handed `batch_size` texts at a time; it sorts them by length and batches them in the tower's
     own size (`TwoTowerEncoder`), so this only chunks and counts."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
     started = time.perf_counter()
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(description, total=len(texts), rate="")
@@ -56,11 +67,15 @@ def encode_in_batches(encoder: TwoTowerEncoder, texts: Sequence[str], batch_size
             for b in range(0, len(chunk), batch_size):
                 parts.append(encoder.encode_documents(chunk[b : b + batch_size]))
                 done += len(parts[-1])
-                bar.update(task, advance=len(parts[-1]), rate=f"{done / (time.perf_counter() - started):,.0f} passages/s")
+                bar.update(
+                    task, advance=len(parts[-1]), rate=f"{done / (time.perf_counter() - started):,.0f} passages/s"
+                )
             vectors = np.concatenate(parts)
             bad = ~np.isfinite(vectors).all(axis=1)
             if bad.any():
-                raise ValueError(f"the model gives non-finite vectors (NaN or inf) for {int(bad.sum())} of "
-                                 f"{len(vectors)} passages (first: row {start + int(np.argmax(bad))}): its weights "
-                                 "are broken, e.g. by a diverged training run; refusing to index them")
+                raise ValueError(
+                    f"the model gives non-finite vectors (NaN or inf) for {int(bad.sum())} of "
+                    f"{len(vectors)} passages (first: row {start + int(np.argmax(bad))}): its weights "
+                    "are broken, e.g. by a diverged training run; refusing to index them"
+                )
             yield vectors

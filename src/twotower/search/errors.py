@@ -6,8 +6,10 @@ always names the file or setting at fault.
 
 from __future__ import annotations
 
+from twotower.errors import UserError
 
-class SearchError(Exception):
+
+class SearchError(UserError):
     """Base class: a search index cannot be built, loaded or queried as asked."""
 
 

@@ -8,14 +8,17 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from twotower.index import gpu_available
+from twotower.retrieval.exact import gpu_available
 from twotower.search.errors import IndexCorruptError
 from twotower.search.kinds import HNSWIndex, IndexKind, IVFIndex
 
 log = logging.getLogger(__name__)
 
+
 def vectors_file(build_id: str) -> str:
     return f"vectors-{build_id}.faiss"
+
+
 # k-means quality stops improving long before this many points a centroid; training time does not.
 TRAIN_POINTS_PER_LIST = 64
 

@@ -126,7 +126,9 @@ def make_kind(kind: str, **params: Any) -> IndexKind:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise ValueError(f"index kind {kind!r} has no setting {', '.join(unknown)}; its settings: {', '.join(fields) or 'none'}")
+        raise ValueError(
+            f"index kind {kind!r} has no setting {', '.join(unknown)}; its settings: {', '.join(fields) or 'none'}"
+        )
     return cls(**params)
 
 
@@ -146,7 +148,9 @@ def kind_from_config(path: str | Path, **overrides: Any) -> IndexKind:
     if target is None and "kind" in data:
         return make_kind(data.pop("kind"), **{**data, **overrides})
     if target not in allowed:
-        raise ValueError(f"{path}: _target_ {target!r} is not an index kind; it must be one of {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"{path}: _target_ {target!r} is not an index kind; it must be one of {', '.join(sorted(allowed))}"
+        )
     return make_kind(allowed[target], **{**data, **overrides})
 
 

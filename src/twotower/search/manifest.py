@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from twotower.atomic import write_json
-from twotower.fingerprint import file_sha256
+from twotower.io.atomic import write_json
+from twotower.io.fingerprint import file_sha256
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ def read_manifest(folder: str | Path) -> Manifest:
     """Read and sanity-check an index folder's manifest; every error names the path and what is wrong."""
     folder = Path(folder)
     if not folder.exists():
-        raise IndexNotFoundError(f"no index at {folder}: build one with `twotower index --ckpt ... --collection ... --out {folder}`")
+        raise IndexNotFoundError(
+            f"no index at {folder}: build one with `twotower index --ckpt ... --collection ... --out {folder}`"
+        )
     path = folder / MANIFEST
     if not path.is_file():
         raise IndexNotFoundError(
@@ -81,7 +83,9 @@ def read_manifest(folder: str | Path) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{path} is not valid JSON ({exc}); the index is damaged, rebuild it") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise IndexCorruptError(f"{path}: format is {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}")
+        raise IndexCorruptError(
+            f"{path}: format is {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}"
+        )
     known = set(Manifest.__dataclass_fields__)
     missing = [k for k in ("backend", "index", "dim", "count", "checkpoint") if k not in data]
     if missing:
@@ -110,8 +114,11 @@ def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> 
         return
     unrecorded = [name for name in manifest.files if name not in manifest.sha256]
     if unrecorded:
-        log.warning("index %s records no checksum for %s (built by an older twotower); only sizes were checked",
-                    folder, ", ".join(unrecorded))
+        log.warning(
+            "index %s records no checksum for %s (built by an older twotower); only sizes were checked",
+            folder,
+            ", ".join(unrecorded),
+        )
     for name, expected in manifest.sha256.items():
         path = folder / name
         if not path.exists():
@@ -121,8 +128,6 @@ def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> 
                 f"index {folder}: {path} is damaged: its SHA-256 differs from the one recorded when it was built "
                 "(the file was changed or corrupted); rebuild the index"
             )
-
-
 
 
 def lock_path(folder: str | Path) -> Path:

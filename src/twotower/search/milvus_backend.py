@@ -38,11 +38,17 @@ def _client(uri: str):
     try:
         from pymilvus import MilvusClient
     except ImportError:
-        raise SearchError("the milvus backend needs pymilvus (and milvus-lite for a local .db): pip install pymilvus milvus-lite") from None
+        raise SearchError(
+            "the milvus backend needs pymilvus (and milvus-lite for a local .db): pip install pymilvus milvus-lite"
+        ) from None
     try:
         return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
     except Exception as exc:  # pymilvus wraps lock, network and auth failures in several types
-        hint = " (Milvus Lite allows one process at a time on a .db: close the other search first)" if "://" not in uri else ""
+        hint = (
+            " (Milvus Lite allows one process at a time on a .db: close the other search first)"
+            if "://" not in uri
+            else ""
+        )
         safe = redact_uri(uri)[0]
         raise SearchError(f"cannot open Milvus at {safe}: {str(exc).replace(uri, safe)}{hint}") from None
 
@@ -76,7 +82,9 @@ class MilvusBackend:
     def connect(cls, uri: str, collection: str, spec: IndexKind, count: int) -> MilvusBackend:
         client = _client(uri)
         if not client.has_collection(collection):
-            raise IndexCorruptError(f"Milvus at {redact_uri(uri)[0]} has no collection {collection!r} (the manifest names it); rebuild the index")
+            raise IndexCorruptError(
+                f"Milvus at {redact_uri(uri)[0]} has no collection {collection!r} (the manifest names it); rebuild the index"
+            )
         client.load_collection(collection)
         backend = cls(client, uri, collection, spec, count)
         backend._filter = backend.stored_rows() > count
@@ -119,8 +127,14 @@ class MilvusBackend:
         queries = np.asarray(queries, dtype=np.float32)
         k = max(1, min(k, max(self.visible, 1)))
         params: dict[str, Any] = {"metric_type": "IP", "params": self.spec.milvus_search_parameters()}
-        hits = self.client.search(self.collection, data=list(queries), limit=k, filter=f"row < {self.visible}" if self._filter else "",
-                                  output_fields=["row"], search_params=params)
+        hits = self.client.search(
+            self.collection,
+            data=list(queries),
+            limit=k,
+            filter=f"row < {self.visible}" if self._filter else "",
+            output_fields=["row"],
+            search_params=params,
+        )
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(hits):

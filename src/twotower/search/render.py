@@ -9,8 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from twotower.retrieval.text import words
 from twotower.search.results import Results
-from twotower.text import words
 
 SNIPPET_CHARS = 260
 # Words too common to be worth highlighting (the towers down-weight them too).
@@ -78,13 +78,28 @@ def render_results(results: Results, device: str = "CPU", title: str | None = No
     table.add_column("passage", ratio=1)
     scores = results.scores
     for hit in results.hits:
-        table.add_row(str(hit.rank), Text(f"{hit.score:.4f}", style=_score_style(hit.score, max(scores), min(scores))),
-                      hit.id, snippet(hit.text, terms))
+        table.add_row(
+            str(hit.rank),
+            Text(f"{hit.score:.4f}", style=_score_style(hit.score, max(scores), min(scores))),
+            hit.id,
+            snippet(hit.text, terms),
+        )
     parts: list = []
     if results.truncated:
-        parts.append(Text(f"⚠ the query has {results.query_tokens} tokens; the model reads the first "
-                          f"{results.max_query_tokens}, the rest was ignored", style="bold yellow"))
+        parts.append(
+            Text(
+                f"⚠ the query has {results.query_tokens} tokens; the model reads the first "
+                f"{results.max_query_tokens}, the rest was ignored",
+                style="bold yellow",
+            )
+        )
     parts.append(table if results.hits else Text("no documents found", style="yellow"))
     parts.append(timing_line(results, device))
-    return Panel(Group(*parts), title=Text.assemble(("query: ", "dim"), (results.query, "bold")),
-                 subtitle=title, title_align="left", subtitle_align="right", border_style="cyan")
+    return Panel(
+        Group(*parts),
+        title=Text.assemble(("query: ", "dim"), (results.query, "bold")),
+        subtitle=title,
+        title_align="left",
+        subtitle_align="right",
+        border_style="cyan",
+    )

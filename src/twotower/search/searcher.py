@@ -1,9 +1,9 @@
 """`Searcher`: a built index plus the checkpoint that built it, answering text queries.
 
-    searcher = Searcher.load("outputs/index/msmarco")
-    results = searcher.search("cooking an egg", k=10)
-    results.ids, results.scores, results.texts, results.encode_ms, results.search_ms
-    searcher.similarity("cooking an egg", "Boil the egg for seven minutes.")
+searcher = Searcher.load("outputs/index/msmarco")
+results = searcher.search("cooking an egg", k=10)
+results.ids, results.scores, results.texts, results.encode_ms, results.search_ms
+searcher.similarity("cooking an egg", "Boil the egg for seven minutes.")
 """
 
 from __future__ import annotations
@@ -28,14 +28,20 @@ from twotower.search.results import Hit, Results, UnknownQueryWarning
 from twotower.search.store import Document, DocumentStore
 
 
-def _open_backend(folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None, milvus_uri: str | None = None):
+def _open_backend(
+    folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None, milvus_uri: str | None = None
+):
     if manifest.backend == "faiss":
         return FaissBackend.load(folder, manifest.build_id, spec, use_gpu)
     if manifest.backend == "milvus":
         from twotower.search.milvus_backend import MilvusBackend, resolve_uri
 
-        return MilvusBackend.connect(resolve_uri(_milvus_uri(folder, manifest, milvus_uri), folder),
-                                     manifest.milvus["collection"], spec, manifest.count)
+        return MilvusBackend.connect(
+            resolve_uri(_milvus_uri(folder, manifest, milvus_uri), folder),
+            manifest.milvus["collection"],
+            spec,
+            manifest.count,
+        )
     raise IndexCorruptError(f"{folder}/manifest.json: unknown backend {manifest.backend!r}")
 
 
@@ -45,7 +51,9 @@ def _milvus_uri(folder: Path, manifest: Manifest, given: str | None) -> str:
     recorded = manifest.milvus["uri"]
     if given:
         if redact_uri(given)[0] != recorded:
-            raise IndexMismatchError(f"{folder} keeps its vectors in Milvus at {recorded}, not at {redact_uri(given)[0]}")
+            raise IndexMismatchError(
+                f"{folder} keeps its vectors in Milvus at {recorded}, not at {redact_uri(given)[0]}"
+            )
         return given
     if manifest.milvus.get("credentials") and not os.environ.get("MILVUS_TOKEN"):
         raise SearchError(
@@ -66,9 +74,16 @@ class Searcher:
         self.backend = backend
 
     @classmethod
-    def load(cls, path: str | Path, checkpoint: str | Path | None = None, device: str | None = None,
-             use_gpu: bool | None = None, verify: bool = True, milvus_uri: str | None = None,
-             **search_settings: Any) -> Searcher:
+    def load(
+        cls,
+        path: str | Path,
+        checkpoint: str | Path | None = None,
+        device: str | None = None,
+        use_gpu: bool | None = None,
+        verify: bool = True,
+        milvus_uri: str | None = None,
+        **search_settings: Any,
+    ) -> Searcher:
         """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
         SHA-256 must match the one that built the index. Every file's SHA-256 is checked against the manifest
         (`verify=False` skips that for huge indexes; sizes are still checked). `milvus_uri` reaches a Milvus
@@ -88,11 +103,15 @@ class Searcher:
         store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
         if len(store) != manifest.count:
             store.close()
-            raise IndexCorruptError(f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index")
+            raise IndexCorruptError(
+                f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index"
+            )
         spec = with_settings(kind_from_dict(manifest.index), **search_settings)
         backend = _open_backend(folder, manifest, spec, use_gpu, milvus_uri)
         if manifest.backend == "faiss" and len(backend) != manifest.count:
-            raise IndexCorruptError(f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}")
+            raise IndexCorruptError(
+                f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}"
+            )
         return cls(folder, manifest, encoder, store, backend)
 
     @staticmethod
@@ -101,7 +120,9 @@ class Searcher:
         path = Path(checkpoint) if checkpoint else Path(built_with["path"])
         if not path.is_file():
             why = "was given" if checkpoint else "built this index (per its manifest)"
-            raise IndexMismatchError(f"checkpoint {path} {why} but does not exist; pass the checkpoint with --ckpt / checkpoint=")
+            raise IndexMismatchError(
+                f"checkpoint {path} {why} but does not exist; pass the checkpoint with --ckpt / checkpoint="
+            )
         encoder, identity = load_encoder_with_identity(path, device)
         if identity["sha256"] != built_with["sha256"]:
             raise IndexMismatchError(
@@ -151,8 +172,9 @@ class Searcher:
                 if doc is not None:
                     hits.append(Hit(len(hits) + 1, doc.id, float(score), doc.text, doc.metadata))
             # Per-query share of each batched stage.
-            out.append(Results(text, hits, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n,
-                               tokens, limit))
+            out.append(
+                Results(text, hits, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n, tokens, limit)
+            )
         return out[0] if single else out
 
     @staticmethod
@@ -161,10 +183,15 @@ class Searcher:
         lost = [(text, tokens) for text, (tokens, unknown) in zip(texts, counts) if unknown == tokens]
         if lost:
             text, tokens = lost[0]
-            what = f"{tokens} of {tokens} tokens are unknown to the model's vocabulary" if tokens else "no token the model reads"
+            what = (
+                f"{tokens} of {tokens} tokens are unknown to the model's vocabulary"
+                if tokens
+                else "no token the model reads"
+            )
             more = f" ({len(lost)} of {len(texts)} queries are like this)" if len(texts) > 1 else ""
-            warnings.warn(f"query {text[:60]!r}: {what}, so its results are arbitrary{more}", UnknownQueryWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"query {text[:60]!r}: {what}, so its results are arbitrary{more}", UnknownQueryWarning, stacklevel=3
+            )
 
     def similarity(self, a: str | Sequence[str], b: str | Sequence[str]) -> float | np.ndarray:
         """Cosine similarity of `a` through the query tower and `b` through the document tower: a float for two
@@ -184,8 +211,13 @@ class Searcher:
 
     # -- growing the index --------------------------------------------------------------------------------
 
-    def add(self, documents: str | Path | Mapping[str, str] | Sequence[Document], skip_existing: bool = False,
-            batch_size: int = 512, progress: bool = False) -> int:
+    def add(
+        self,
+        documents: str | Path | Mapping[str, str] | Sequence[Document],
+        skip_existing: bool = False,
+        batch_size: int = 512,
+        progress: bool = False,
+    ) -> int:
         """Encode and add documents (a collection file, {id: text}, or `Document`s); returns how many were added.
 
         Ids already in the index raise `DuplicateDocumentError` unless `skip_existing`. The change is committed
@@ -198,15 +230,28 @@ class Searcher:
         with index_lock(self.folder):  # one writer at a time; each starts from the latest commit
             current = read_manifest(self.folder)
             if current.build_id != self.manifest.build_id:
-                if (current.checkpoint.get("sha256") != self.manifest.checkpoint.get("sha256")
-                        or current.backend != self.manifest.backend or current.milvus != self.manifest.milvus):
-                    raise SearchError(f"{self.folder} was rebuilt since it was loaded (build {current.build_id}); "
-                                      "load it again with Searcher.load before adding")
+                if (
+                    current.checkpoint.get("sha256") != self.manifest.checkpoint.get("sha256")
+                    or current.backend != self.manifest.backend
+                    or current.milvus != self.manifest.milvus
+                ):
+                    raise SearchError(
+                        f"{self.folder} was rebuilt since it was loaded (build {current.build_id}); "
+                        "load it again with Searcher.load before adding"
+                    )
                 check_files(self.folder, current, verify=False)
                 self._reopen(current)  # another process added documents since: start from its commit
             try:
-                manifest, added = add_documents(self.folder, self.encoder, self.manifest, self.backend, list(documents),
-                                                skip_existing, batch_size, progress)
+                manifest, added = add_documents(
+                    self.folder,
+                    self.encoder,
+                    self.manifest,
+                    self.backend,
+                    list(documents),
+                    skip_existing,
+                    batch_size,
+                    progress,
+                )
             except BaseException:
                 self._reopen(self.manifest)  # the in-memory vectors may hold the failed rows
                 raise

@@ -70,7 +70,9 @@ class DocumentStore:
         seen: set[str] = set()
         repeated = [d.id for d in documents if d.id in seen or seen.add(d.id)]
         if repeated:
-            raise DuplicateDocumentError(f"document id {repeated[0]!r} appears more than once ({len(repeated)} repeats)")
+            raise DuplicateDocumentError(
+                f"document id {repeated[0]!r} appears more than once ({len(repeated)} repeats)"
+            )
         clash = self.existing_ids(seen)
         if clash:
             example = sorted(clash)[:3]
@@ -93,7 +95,9 @@ class DocumentStore:
         marks = ",".join("?" * len(rows))
         found = {
             r: Document(i, t, json.loads(m) if m else {})
-            for r, i, t, m in self.conn.execute(f"SELECT row, id, text, metadata FROM documents WHERE row IN ({marks})", rows)
+            for r, i, t, m in self.conn.execute(
+                f"SELECT row, id, text, metadata FROM documents WHERE row IN ({marks})", rows
+            )
         }
         return [found.get(r) for r in rows]
 

@@ -10,8 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from twotower.atomic import write_json
 from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.io.atomic import write_json
 from twotower.models.checkpoint import model_fields, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ class RetrievalEvaluation(L.Callback):
     `per_epoch="candidates"` makes the epochs before the last a cheap check (each query scored against its
     candidate list, e.g. the BM25 run of the split) and keeps the full-corpus evaluation for the last epoch."""
 
-    def __init__(self, max_queries: int | None = None, k: int = 100, every_n_epochs: int = 1,
-                 per_epoch: str = "full") -> None:
+    def __init__(
+        self, max_queries: int | None = None, k: int = 100, every_n_epochs: int = 1, per_epoch: str = "full"
+    ) -> None:
         if per_epoch not in ("full", "candidates"):
             raise ValueError(f"callbacks.retrieval_evaluation.per_epoch must be full or candidates, got {per_epoch!r}")
         self.max_queries = max_queries
@@ -53,9 +54,16 @@ class RetrievalEvaluation(L.Callback):
             candidates = split.candidates
         world = trainer.world_size
         started = time.perf_counter()
-        result = evaluate_encoder(pl_module.encoder(), split, self.max_queries, self.k, candidates=candidates,
-                                  rank=trainer.global_rank, world_size=world,
-                                  all_gather=trainer.strategy.all_gather if world > 1 else None)
+        result = evaluate_encoder(
+            pl_module.encoder(),
+            split,
+            self.max_queries,
+            self.k,
+            candidates=candidates,
+            rank=trainer.global_rank,
+            world_size=world,
+            all_gather=trainer.strategy.all_gather if world > 1 else None,
+        )
         seconds = time.perf_counter() - started
         metrics = trainer.callback_metrics
         entry = {
@@ -71,8 +79,13 @@ class RetrievalEvaluation(L.Callback):
         # Every rank computes the same numbers, so sync_dist is not needed; rank 0 writes them.
         pl_module.log_dict({f"eval/{k}": v for k, v in result.metrics.items()}, on_epoch=True, sync_dist=False)
         pl_module.log("eval/seconds", seconds, on_epoch=True)
-        log.info("epoch %d: %s (%.1fs, %d queries)", trainer.current_epoch,
-                 ", ".join(f"{k}={result.metrics[k]:.4f}" for k in SUMMARY), seconds, result.num_queries)
+        log.info(
+            "epoch %d: %s (%.1fs, %d queries)",
+            trainer.current_epoch,
+            ", ".join(f"{k}={result.metrics[k]:.4f}" for k in SUMMARY),
+            seconds,
+            result.num_queries,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -127,8 +140,13 @@ class TwoTowerCheckpoint(L.Callback):
             "training_stats": {
                 "config": pl_module.run_config,
                 "training_stats": [
-                    {"epoch": h["epoch"], "train_loss": h["train_loss"], "train_accuracy": h["train_accuracy"],
-                     "learning_rate": h["learning_rate"], **{f"eval_{k}": h["metrics"][k] for k in SUMMARY}}
+                    {
+                        "epoch": h["epoch"],
+                        "train_loss": h["train_loss"],
+                        "train_accuracy": h["train_accuracy"],
+                        "learning_rate": h["learning_rate"],
+                        **{f"eval_{k}": h["metrics"][k] for k in SUMMARY},
+                    }
                     for h in history
                 ],
                 "evaluation_stats": [{"epoch": h["epoch"], **h["metrics"]} for h in history],

@@ -13,7 +13,6 @@ import or call anything else.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,18 @@ from twotower.data.prepare import upgrade_data
 
 # Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
 # monitored otherwise.
-MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.devices", "trainer.accelerator",
-              "trainer.num_nodes", "trainer.strategy", "data.num_workers", "ckpt_path", "logger", "callbacks")
+MAY_CHANGE = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.devices",
+    "trainer.accelerator",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "data.num_workers",
+    "ckpt_path",
+    "logger",
+    "callbacks",
+)
 IGNORED = ("ckpt_path", "paths", "hydra")
 
 
@@ -45,8 +54,10 @@ def check_targets(node: Any, allowed: Collection[str], where: str = "") -> None:
     if isinstance(node, dict):
         target = node.get("_target_")
         if isinstance(target, str) and target not in allowed:
-            raise ForeignTargetError(f"config.yaml sets {where or 'the root'}._target_={target!r}, which no config "
-                                     "twotower ships names; refusing to build it (train a new run instead)")
+            raise ForeignTargetError(
+                f"config.yaml sets {where or 'the root'}._target_={target!r}, which no config "
+                "twotower ships names; refusing to build it (train a new run instead)"
+            )
         for key, value in node.items():
             if key not in IGNORED:
                 check_targets(value, allowed, f"{where}.{key}" if where else str(key))
@@ -92,9 +103,11 @@ def check_resume(run_dir: Path, cfg: DictConfig) -> None:
     saved = _upgraded(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
     if differences:
-        raise ResumeConflict(f"resuming {run_dir} under other settings: {'; '.join(differences[:3])}"
-                             f"{' (and more)' if len(differences) > 3 else ''}. Resume with "
-                             f"`twotower resume {run_dir}` (the run's own config), or train a new run")
+        raise ResumeConflict(
+            f"resuming {run_dir} under other settings: {'; '.join(differences[:3])}"
+            f"{' (and more)' if len(differences) > 3 else ''}. Resume with "
+            f"`twotower resume {run_dir}` (the run's own config), or train a new run"
+        )
 
 
 def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -116,22 +129,11 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
         if key not in MAY_CHANGE:
             current = OmegaConf.select(cfg, key)
             if current != yaml.safe_load(value):
-                raise ResumeConflict(f"{key} is {current!r} in {saved}; a resumed run keeps its settings "
-                                     f"(it may change {', '.join(MAY_CHANGE[:4])}): start a new run to change it")
+                raise ResumeConflict(
+                    f"{key} is {current!r} in {saved}; a resumed run keeps its settings "
+                    f"(it may change {', '.join(MAY_CHANGE[:4])}): start a new run to change it"
+                )
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)  # "3" -> 3
     cfg.ckpt_path = str(last)
     cfg.paths.run_dir = str(run_dir)
     return cfg
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a training run folder (outputs/runs/<run>)")
-    parser.add_argument("overrides", nargs="*", help="only trainer.max_epochs and the like, e.g. trainer.max_epochs=6")
-
-
-def run(args: argparse.Namespace) -> int:
-    from twotower.training.run import train
-
-    result = train(resume_config(args.run_dir, args.overrides))
-    print(f"resumed {result.run_dir}: best {result.best}")
-    return 0

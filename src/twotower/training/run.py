@@ -67,6 +67,7 @@ def make_loggers(cfg: DictConfig) -> list:
 def train(cfg: DictConfig) -> TrainResult:
     """Prepare data, build the towers from config, fit, and return the metrics and run folder."""
     from twotower.training.validate import validate_config
+
     validate_config(cfg)  # bad settings fail here, before any data work
     run_dir = Path(cfg.paths.run_dir)
     check_resume(run_dir, cfg)  # a resume in place keeps the run's own settings
@@ -97,7 +98,8 @@ def train(cfg: DictConfig) -> TrainResult:
         raise OutOfMemory(
             f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), data.doc_max_length (now "
             f"{cfg.data.doc_max_length}) or data.prepare.num_negatives (now {cfg.data.prepare.num_negatives}), or set "
-            "model.tower.gradient_checkpointing=true (transformer towers) or trainer.precision=bf16-mixed") from None
+            "model.tower.gradient_checkpointing=true (transformer towers) or trainer.precision=bf16-mixed"
+        ) from None
 
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
@@ -112,9 +114,14 @@ def build_model(cfg: DictConfig, datamodule) -> tuple:
     tokenizer = None
     if getattr(tower_class_of(tower), "uses_vocabulary", False):
         tokenizer = instantiate(cfg.tokenizer)(texts=datamodule.vocabulary_texts())
-    model = build_two_tower(tower, tokenizer, shared=cfg.model.shared,
-                            freeze_embeddings=cfg.model.get("freeze_embeddings", False),
-                            query_max_length=cfg.data.query_max_length, doc_max_length=cfg.data.doc_max_length)
+    model = build_two_tower(
+        tower,
+        tokenizer,
+        shared=cfg.model.shared,
+        freeze_embeddings=cfg.model.get("freeze_embeddings", False),
+        query_max_length=cfg.data.query_max_length,
+        doc_max_length=cfg.data.doc_max_length,
+    )
     model_config = {
         "tower": OmegaConf.to_container(cfg.model.tower, resolve=True),
         "shared": cfg.model.shared,

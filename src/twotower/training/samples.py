@@ -39,7 +39,17 @@ class SampleRetrievals(L.Callback):
             relevant = {p for p, r in split.qrels.get(qid, {}).items() if r > 0}
             top = result.ranking[qid][: self.k]
             for rank, (pid, score, text) in enumerate(zip(top, result.scores[qid], corpus.texts(top)), 1):
-                self.rows.append([trainer.current_epoch, qid, split.queries[qid], rank, pid,
-                                  text[: self.max_chars], round(float(score), 4), pid in relevant])
+                self.rows.append(
+                    [
+                        trainer.current_epoch,
+                        qid,
+                        split.queries[qid],
+                        rank,
+                        pid,
+                        text[: self.max_chars],
+                        round(float(score), 4),
+                        pid in relevant,
+                    ]
+                )
         for logger in loggers:
             logger.log_table("eval/samples", columns=COLUMNS, data=self.rows, step=trainer.global_step)

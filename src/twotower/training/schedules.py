@@ -12,7 +12,9 @@ def _warmup_steps(total_steps: int, warmup_ratio: float) -> int:
     return max(0, min(total_steps, round(total_steps * warmup_ratio)))
 
 
-def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_ratio: float = 0.05, min_ratio: float = 0.0) -> LambdaLR:
+def warmup_cosine(
+    optimizer: Optimizer, total_steps: int, warmup_ratio: float = 0.05, min_ratio: float = 0.0
+) -> LambdaLR:
     """lr(t) = lr·t/w for t < w, then lr·(m + (1−m)·½(1 + cos(π(t−w)/(T−w))))."""
     warmup = _warmup_steps(total_steps, warmup_ratio)
 

@@ -21,13 +21,18 @@ def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first setting that is out of range or of the wrong type."""
     _whole(cfg, "trainer.max_epochs", minimum=1, allow_none=True, also=(-1,))  # Lightning: -1 or null, no limit
     _whole(cfg, "data.batch_size", minimum=1)
-    _whole(cfg, "data.prepare.num_negatives", minimum=0 if _in_batch_loss(cfg) else 1,
-           why=None if _in_batch_loss(cfg) else "(0 is allowed only with loss=contrastive and loss.in_batch=true)")
+    _whole(
+        cfg,
+        "data.prepare.num_negatives",
+        minimum=0 if _in_batch_loss(cfg) else 1,
+        why=None if _in_batch_loss(cfg) else "(0 is allowed only with loss=contrastive and loss.in_batch=true)",
+    )
     _whole(cfg, "eval_max_queries", minimum=1, allow_none=True, none_means="every judged query")
     subsample = _number(cfg, "data.prepare.subsample")
     if subsample is not None and not 0 < subsample <= 1:
-        raise ValueError(f"data.prepare.subsample must be in (0, 1] (the share of training queries used), "
-                         f"got {subsample!r}")
+        raise ValueError(
+            f"data.prepare.subsample must be in (0, 1] (the share of training queries used), got {subsample!r}"
+        )
     lr = _number(cfg, "optim.lr")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"optim.lr must be a finite number > 0, got {lr!r}")
@@ -39,8 +44,10 @@ def _negatives(cfg: DictConfig) -> None:
     negatives = _get(cfg, "data.prepare.negatives")
     if isinstance(negatives, str):  # the way sources were chosen before they were a config group
         names = sorted(p.stem for p in (CONF_DIR / "negatives").glob("*.yaml"))
-        raise ValueError(f"data.prepare.negatives={negatives} names no source: choose one with negatives=NAME "
-                         f"({', '.join(names)}), e.g. negatives={negatives}")
+        raise ValueError(
+            f"data.prepare.negatives={negatives} names no source: choose one with negatives=NAME "
+            f"({', '.join(names)}), e.g. negatives={negatives}"
+        )
     if isinstance(negatives, DictConfig) and "_target_" in negatives:
         try:
             instantiate(negatives)
@@ -62,8 +69,15 @@ def _in_batch_loss(cfg: DictConfig) -> bool:
     return target.endswith("ContrastiveLoss") and bool(_get(cfg, "loss.in_batch"))
 
 
-def _whole(cfg: DictConfig, key: str, minimum: int, allow_none: bool = False, why: str | None = None,
-           none_means: str = "no limit", also: tuple[int, ...] = ()) -> None:
+def _whole(
+    cfg: DictConfig,
+    key: str,
+    minimum: int,
+    allow_none: bool = False,
+    why: str | None = None,
+    none_means: str = "no limit",
+    also: tuple[int, ...] = (),
+) -> None:
     value = _get(cfg, key)
     if value is _MISSING:
         return

@@ -6,6 +6,7 @@ In a multirun every failing job records `error.txt` and the sweep goes on.
 """
 
 import logging
+import sys
 import traceback
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from twotower.conf.aliases import upgrade_overrides
 from twotower.errors import user_errors
 from twotower.training.run import train
 
@@ -40,4 +42,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = upgrade_overrides(sys.argv[1:])  # old keys (`negatives.depth=30`) still work
     main()

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from twotower.conf import CONF_DIR
+from twotower.conf.aliases import upgrade_overrides
 from twotower.training.run import TrainResult
 from twotower.training.run import train as _train
 
@@ -43,7 +44,7 @@ def compose_config(
     config_dir: str | Path = CONF_DIR,
 ) -> DictConfig:
     """The config `train.py` would run with these overrides; `config` is a nested dict of overrides."""
-    overrides = list(overrides) + _flatten(config or {})
+    overrides = upgrade_overrides(list(overrides) + _flatten(config or {}))
     run_dir = Path(run_dir or Path("outputs/api") / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(Path(config_dir).resolve()), version_base="1.3"):

@@ -44,7 +44,9 @@ def test_run_folder_holds_config_checkpoints_and_metrics(trained):
         "csv/metrics.csv",
     } <= files
     metrics = json.loads((trained.run_dir / "metrics.json").read_text())
-    assert len(metrics["epochs"]) == 2 and 0 <= metrics["best"]["mrr@10"] <= 1
+    # The evaluation before the first step is the "start" row, epoch -1, then one row per trained epoch.
+    assert [e["epoch"] for e in metrics["epochs"]] == [-1, 0, 1] and 0 <= metrics["best"]["mrr@10"] <= 1
+    assert metrics["epochs"][0]["train_loss"] is None
 
 
 def test_checkpoint_has_the_seed_structure(trained):
@@ -63,7 +65,7 @@ def test_checkpoint_has_the_seed_structure(trained):
         assert key in ckpt
     stats = ckpt["training_stats"]
     assert stats["config"]["model"]["tower"]["_target_"] == "twotower.models.recurrent.GRUTower"
-    assert [e["epoch"] for e in stats["training_stats"]] == [0, 1]
+    assert [e["epoch"] for e in stats["training_stats"]] == [-1, 0, 1]
     assert {
         "train_loss",
         "train_accuracy",
@@ -73,8 +75,10 @@ def test_checkpoint_has_the_seed_structure(trained):
         "eval_recall@10",
         "eval_ndcg@10",
         "eval_map",
-    } <= set(stats["training_stats"][0])
-    best = stats["evaluation_stats"][stats["best_epoch"]]
+    } <= set(stats["training_stats"][1])
+    best = next(e for e in stats["evaluation_stats"] if e["epoch"] == stats["best_epoch"])
+    # best.pt is the first evaluation with the top MRR@10, the start (epoch -1) included: never worse than it.
+    assert stats["best_epoch"] == max(stats["evaluation_stats"], key=lambda e: e["mrr@10"])["epoch"]
     assert all(best[k] == v for k, v in stats["best_metrics"].items())
     assert ckpt["index_to_word"][ckpt["word_to_index"]["the"]] == "the"
     assert ckpt["embedding_matrix"].shape[0] == len(ckpt["word_to_index"])
@@ -129,5 +133,5 @@ def test_training_from_the_hugging_face_parquet(msmarco_dir, tmp_path):
         ],
         run_dir=tmp_path,
     )
-    assert result.metrics["epochs"][0]["train_loss"] > 0
+    assert result.metrics["epochs"][1]["train_loss"] > 0
     assert 0 < result.best["recall@100"] <= 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from twotower import api
 from twotower.api import compose_config as compose
@@ -34,10 +35,12 @@ def test_every_experiment_runs_one_batch(experiment, small_msmarco, tiny_bert, t
 def test_every_option_of_a_group_instantiates(group, tiny_bert):
     for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
         cfg = compose([f"{group}={option}"])
-        node = cfg.model.tower if group == "model" else cfg[group]
+        # tokenizer and negatives land where they are used (Hydra's package directive in each option's file)
+        where = {"model": "model.tower", "tokenizer": "model.tokenizer", "negatives": "data.prepare.negatives"}
+        node = OmegaConf.select(cfg, where.get(group, group))
         if group == "model" and "TransformerTower" in node._target_:
             node.path = str(tiny_bert)
-        if group == "tokenizer" and cfg.tokenizer.get("embeddings") == "model2vec":
+        if group == "tokenizer" and cfg.model.tokenizer.get("embeddings") == "model2vec":
             continue  # distils MiniLM (20 s): run by the experiments that use it
         built = instantiate(node)
         assert built is not None or option == "none", f"{group}={option}"

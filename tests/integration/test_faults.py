@@ -561,7 +561,7 @@ def test_disk_full_during_a_build_keeps_the_previous_index_serving(index, checkp
             "data.prepare.negatives=dense names no source: choose one with negatives=NAME "
             "(bm25, bm25+dense, candidates, dense, random), e.g. negatives=dense",
         ),
-        ("negatives.depth=0", "negatives.depth must be a whole number >= 1, got 0 (BM25Negatives)"),
+        ("data.prepare.negatives.depth=0", "negatives.depth must be a whole number >= 1, got 0 (BM25Negatives)"),
     ],
 )
 def test_a_bad_training_setting_is_refused_before_any_data_work(override, message):

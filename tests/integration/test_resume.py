@@ -28,9 +28,10 @@ TINY = [
 @pytest.fixture(scope="module")
 def run(small_msmarco, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("resumable")
-    # mode=min on a metric that rises: epoch 1 is "worse", so only an every-epoch last.ckpt holds epoch 1.
+    # mode=min on a metric that rises: later epochs are "worse" than the start, so only an every-epoch
+    # last.ckpt holds epoch 1.
     api.train(
-        TINY + ["trainer.max_epochs=2", "callbacks.model_checkpoint.mode=min"],
+        TINY + ["trainer.max_epochs=2", "callbacks.twotower_checkpoint.mode=min"],
         config={"data": {"dir": str(small_msmarco)}},
         run_dir=run_dir,
     )
@@ -38,6 +39,8 @@ def run(small_msmarco, tmp_path_factory):
 
 
 def test_last_ckpt_holds_the_latest_epoch_whatever_the_metric(run):
+    # Lightning's ModelCheckpoint rewrites it at the end of every epoch: it holds the run's second (last)
+    # epoch, although the monitor (mode=min here) prefers an earlier one.
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
 
 
@@ -67,7 +70,7 @@ def test_twotower_resume_continues_under_the_runs_own_config(run, small_msmarco,
         resume_config(run, ["data.batch_size=64"])
     assert main(["resume", str(run), "trainer.max_epochs=3"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
+    assert [e["epoch"] for e in metrics["epochs"]] == [-1, 0, 1, 2]
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
 
 
@@ -89,7 +92,10 @@ def test_a_run_of_an_older_layout_still_resumes(run, tmp_path, layout):
     shutil.copytree(run, old)
     saved = yaml.safe_load((old / "config.yaml").read_text())
     prepare = saved["data"].pop("prepare")
-    del saved["negatives"]
+    # and before issue 19 the tokenizer was a top-level group and the token limits sat under `data`
+    saved["tokenizer"] = saved["model"].pop("tokenizer")
+    for name in ("query_max_length", "doc_max_length"):
+        saved["data"][name] = saved["model"].pop(name)
     named = {
         **prepare,
         "negatives": "bm25",
@@ -108,7 +114,7 @@ def test_a_run_of_an_older_layout_still_resumes(run, tmp_path, layout):
 
     cfg = resume_config(old, ["trainer.max_epochs=3"])
     bm25 = {"_target_": "twotower.data.negatives.BM25Negatives", "depth": 20, "skip": 2}
-    assert cfg.negatives == cfg.data.prepare.negatives == bm25 and "bm25_depth" not in cfg.data.prepare
+    assert "negatives" not in cfg and cfg.data.prepare.negatives == bm25 and "bm25_depth" not in cfg.data.prepare
     assert instantiate(cfg.data).prepare == PrepareConfig(
         negatives=BM25Negatives(depth=20, skip=2),
         num_negatives=prepare["num_negatives"],
@@ -200,6 +206,7 @@ def test_per_epoch_candidates_check_and_full_corpus_at_the_end(small_msmarco, ms
     dev = passage_split("dev", data)
     qids = [q for q in dev.queries if any(r > 0 for r in dev.qrels.get(q, {}).values())][:20]
     covered = sum(any(p in dev.candidates.get(q, []) for p in dev.qrels[q]) for q in qids) / len(qids)
-    first, last = result.metrics["epochs"]
+    start, first, last = result.metrics["epochs"]
+    assert start["epoch"] == -1 and set(start) == set(last)  # the start row is a full-corpus evaluation
     assert first["recall@100"] <= covered + 1e-9  # only candidates could be found
     assert set(first) == set(last)  # both epochs report every metric

@@ -56,7 +56,7 @@ def test_ddp_on_two_cpu_processes(small_msmarco, tmp_path):
         small_msmarco,
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert len(metrics["epochs"]) == 1 and (tmp_path / "checkpoints" / "best.pt").exists()
+    assert [e["epoch"] for e in metrics["epochs"]] == [-1, 0] and (tmp_path / "checkpoints" / "best.pt").exists()
 
 
 def test_run_killed_mid_epoch_resumes_to_the_same_metrics(small_msmarco, tmp_path):
@@ -79,7 +79,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(small_msmarco, tmp_pat
 
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     resumed = json.loads((killed / "metrics.json").read_text())
-    assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
+    assert [e["epoch"] for e in resumed["epochs"]] == [-1, 0, 1]
     for name, value in straight["last"].items():
         assert resumed["last"][name] == pytest.approx(value, abs=1e-3), name
 

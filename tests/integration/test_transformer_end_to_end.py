@@ -28,7 +28,7 @@ def trained(small_msmarco, tiny_bert, tmp_path_factory):
             "optim.lr=1e-3",
             "data.batch_size=16",
             "data.prepare.num_negatives=2",
-            "data.doc_max_length=48",
+            "model.doc_max_length=48",
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=3",
             "logger=csv",
@@ -39,7 +39,7 @@ def trained(small_msmarco, tiny_bert, tmp_path_factory):
 
 
 def test_training_steps_and_the_checkpoint_carry_what_the_tower_needs(trained):
-    assert trained.metrics["epochs"][0]["train_loss"] > 0
+    assert trained.metrics["epochs"][1]["train_loss"] > 0
     payload = load_checkpoint(trained.best_checkpoint)
     fields = payload["model_config"]["tower_fields"]
     assert fields["backbone_config"]["hidden_size"] == 32 and "tokenizer.json" in fields["tokenizer_files"]

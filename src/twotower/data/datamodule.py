@@ -84,9 +84,14 @@ class TripletStream(IterableDataset):
 
 
 def collate_triplets(
-    rows: list[dict[str, Any]], model, queries: Mapping[str, str], corpus, teacher_vectors=None
+    rows: list[dict[str, Any]],
+    tokenize_queries: Callable[[list[str]], Any],
+    tokenize_documents: Callable[[list[str]], Any],
+    queries: Mapping[str, str],
+    corpus,
+    teacher_vectors=None,
 ) -> dict[str, Any]:
-    """Fetch the texts of a batch of id rows and tokenise them through the model's own towers: {query: features
+    """Fetch the texts of a batch of id rows and tokenise them with the model's own tokenisers: {query: features
     of the B queries, documents: features of the B positives then each row's k negatives, teacher: (B, 1 + k)
     scores when the rows carry them, teacher_vectors: the teacher's vectors of those texts when asked}."""
     k = len(rows[0]["neg_pids"])
@@ -95,8 +100,8 @@ def collate_triplets(
     qids = [r["qid"] for r in rows]
     pids = [r["pid"] for r in rows] + [n for r in rows for n in r["neg_pids"]]
     batch = {
-        "query": model.tokenize_queries([queries[q] for q in qids]),
-        "documents": model.tokenize_documents(corpus.texts(pids)),
+        "query": tokenize_queries([queries[q] for q in qids]),
+        "documents": tokenize_documents(corpus.texts(pids)),
     }
     if rows[0].get("teacher") is not None:
         batch["teacher"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
@@ -128,8 +133,8 @@ class MSMarcoDataModule(L.LightningDataModule):
     parquet; `eval_source` likewise for evaluation (default: the passage dev split, the standard one).
     `prepare` decides how the triplets are mined and scored (`data.prepare`, a `PrepareConfig` or its fields as
     a mapping); the other arguments decide how they are loaded. Batches are tokenised by the model's own
-    towers: `train()` sets `datamodule.model` once the model exists (its vocabulary may be built from
-    `vocabulary_texts()`).
+    towers: the collate gets the `tokenize_queries` / `tokenize_documents` of the trainer's model when the
+    loader is built (the model's vocabulary may be built from `vocabulary_texts()`; token limits are the model's).
 
         MSMarcoDataModule(prepare=PrepareConfig(negatives=BM25Negatives(depth=50, skip=3), num_negatives=3),
                           batch_size=64)
@@ -145,8 +150,6 @@ class MSMarcoDataModule(L.LightningDataModule):
         batch_size: int = 128,
         num_workers: int = 0,
         shuffle_buffer: int = 10_000,
-        query_max_length: int = 32,
-        doc_max_length: int = 128,
         seed: int = 0,
         triplets_dir: str | None = None,
         eval_source: str = "passage",
@@ -170,11 +173,8 @@ class MSMarcoDataModule(L.LightningDataModule):
         self._teacher = None
         self.num_workers = num_workers
         self.shuffle_buffer = shuffle_buffer
-        self.query_max_length = query_max_length
-        self.doc_max_length = doc_max_length
         self.seed = seed
         self.triplets_dir = triplets_dir
-        self.model = None
         self.train_split_data: Split | None = None
         self.eval_split: Split | None = None
         self.skipped: Counter = Counter()
@@ -251,13 +251,11 @@ class MSMarcoDataModule(L.LightningDataModule):
         return self._teacher
 
     def _model(self):
-        if self.model is None:
-            trainer = getattr(self, "trainer", None)
-            module = getattr(trainer, "lightning_module", None) if trainer else None
-            self.model = getattr(module, "model", None)
-        if self.model is None:
-            raise RuntimeError("the DataModule tokenises through the model's towers: set datamodule.model first")
-        return self.model
+        """The two-tower model of the trainer this DataModule is attached to (its towers tokenise batches)."""
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        if getattr(module, "model", None) is None:
+            raise RuntimeError("the DataModule tokenises through the model's towers: attach it to a Trainer first")
+        return module.model
 
     def train_dataloader(self) -> DataLoader:
         trainer = getattr(self, "trainer", None)
@@ -270,13 +268,15 @@ class MSMarcoDataModule(L.LightningDataModule):
             if epoch > 0 and epoch % self.refresh_every == 0:
                 self._files = refresh_negatives(self, trainer, epoch)
         stream = TripletStream(self._files, self.shuffle_buffer, self.seed, rank, world)
+        model = self._model()
         return _EpochLoader(
             stream,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=partial(
                 collate_triplets,
-                model=self._model(),
+                tokenize_queries=model.tokenize_queries,
+                tokenize_documents=model.tokenize_documents,
                 queries=self.train_split_data.queries,
                 corpus=as_corpus(self.train_split_data.collection),
                 teacher_vectors=self._teacher_vectors(),

@@ -26,12 +26,16 @@ def plot_leaderboard(runs: Sequence[RunEntry], metric: str, path: str | Path, to
     colours = plt.get_cmap("tab10")
     for i, run in enumerate(shown):
         epochs = [e for e in run.epochs if e.get("epoch") is not None]
-        x = [e["epoch"] for e in epochs]  # 0-based, as in metrics.json and the table
+        x = [e["epoch"] for e in epochs]  # 0-based, as in metrics.json and the table; -1 is the start
         label = short_label(run.label)
         ax_metric.plot(x, [e.get(metric, float("nan")) for e in epochs], marker="o", color=colours(i % 10), label=label)
         if any(e.get("train_loss") is not None for e in epochs):
             ax_loss.plot(
-                x, [e.get("train_loss", float("nan")) for e in epochs], marker="o", color=colours(i % 10), label=label
+                x,
+                [float("nan") if e.get("train_loss") is None else e["train_loss"] for e in epochs],
+                marker="o",
+                color=colours(i % 10),
+                label=label,
             )
     ax_metric.set(title=f"{metric} per epoch (dev)", xlabel="epoch", ylabel=metric)
     ax_loss.set(title="training loss per epoch", xlabel="epoch", ylabel="train loss")

@@ -21,6 +21,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from twotower.conf import shipped_targets
+from twotower.conf.aliases import upgrade_overrides, upgrade_run_config
 from twotower.data.negatives import SOURCES, check_source_config
 from twotower.data.prepare import upgrade_data
 
@@ -82,15 +83,13 @@ def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -
 
 
 def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config in today's layout (older runs kept the prepare settings flat, or named their negative
-    source by a string: `twotower.data.prepare.upgrade_data`), its negative sources checked against the allow-list."""
+    """A saved config in today's layout (`twotower.conf.aliases.upgrade_run_config` for the keys issue 19
+    moved, `twotower.data.prepare.upgrade_data` for older flat prepare settings), its negative source checked
+    against the allow-list."""
+    saved = upgrade_run_config(saved)
     if isinstance(saved.get("data"), dict):
         saved["data"] = upgrade_data(saved["data"])
-        negatives = (saved["data"].get("prepare") or {}).get("negatives")
-        check_source_config(negatives)  # what instantiating `data` would build
-        if negatives is not None:
-            saved.setdefault("negatives", negatives)  # the group it was chosen with (`negatives=bm25`)
-    check_source_config(saved.get("negatives"), "negatives")
+        check_source_config((saved["data"].get("prepare") or {}).get("negatives"))  # what `data` would build
     return saved
 
 
@@ -122,7 +121,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     # This config gets built: only what our configs name, and negative sources registered besides.
     check_targets(config, shipped_targets() | SOURCES.keys())
     cfg = OmegaConf.create(config)
-    for item in overrides:
+    for item in upgrade_overrides(overrides):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not key=value")

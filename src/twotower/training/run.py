@@ -14,6 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from twotower.conf.aliases import place_groups
 from twotower.models.build import build_two_tower, tower_class_of
 from twotower.models.module import TwoTowerModule
 from twotower.training.resume import check_resume
@@ -68,6 +69,7 @@ def train(cfg: DictConfig) -> TrainResult:
     """Prepare data, build the towers from config, fit, and return the metrics and run folder."""
     from twotower.training.validate import validate_config
 
+    place_groups(cfg)  # an option file of the user's written for the old layout still takes effect
     validate_config(cfg)  # bad settings fail here, before any data work
     run_dir = Path(cfg.paths.run_dir)
     check_resume(run_dir, cfg)  # a resume in place keeps the run's own settings
@@ -80,7 +82,6 @@ def train(cfg: DictConfig) -> TrainResult:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model, model_config = build_model(cfg, datamodule)
-    datamodule.model = model
     module = TwoTowerModule(
         model=model,
         loss=instantiate(cfg.loss),
@@ -96,8 +97,8 @@ def train(cfg: DictConfig) -> TrainResult:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except torch.cuda.OutOfMemoryError:
         raise OutOfMemory(
-            f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), data.doc_max_length (now "
-            f"{cfg.data.doc_max_length}) or data.prepare.num_negatives (now {cfg.data.prepare.num_negatives}), or set "
+            f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), model.doc_max_length (now "
+            f"{cfg.model.doc_max_length}) or data.prepare.num_negatives (now {cfg.data.prepare.num_negatives}), or set "
             "model.tower.gradient_checkpointing=true (transformer towers) or trainer.precision=bf16-mixed"
         ) from None
 
@@ -109,25 +110,25 @@ def train(cfg: DictConfig) -> TrainResult:
 
 def build_model(cfg: DictConfig, datamodule) -> tuple:
     """The two-tower model of `cfg.model` and the `model_config` its checkpoints carry. Vocabulary towers get the
-    `tokenizer` group's tokenizer, built over the training text; a transformer tower brings its own."""
+    `model.tokenizer` (the `tokenizer` group's) tokenizer, built over the training text; a transformer tower brings its own."""
     tower = instantiate(cfg.model.tower)
     tokenizer = None
     if getattr(tower_class_of(tower), "uses_vocabulary", False):
-        tokenizer = instantiate(cfg.tokenizer)(texts=datamodule.vocabulary_texts())
+        tokenizer = instantiate(cfg.model.tokenizer)(texts=datamodule.vocabulary_texts())
     model = build_two_tower(
         tower,
         tokenizer,
         shared=cfg.model.shared,
         freeze_embeddings=cfg.model.get("freeze_embeddings", False),
-        query_max_length=cfg.data.query_max_length,
-        doc_max_length=cfg.data.doc_max_length,
+        query_max_length=cfg.model.query_max_length,
+        doc_max_length=cfg.model.doc_max_length,
     )
     model_config = {
         "tower": OmegaConf.to_container(cfg.model.tower, resolve=True),
         "shared": cfg.model.shared,
         "freeze_embeddings": cfg.model.get("freeze_embeddings", False),
         "tokenizer": tokenizer.state() if tokenizer is not None else None,
-        "query_max_length": cfg.data.query_max_length,
-        "doc_max_length": cfg.data.doc_max_length,
+        "query_max_length": cfg.model.query_max_length,
+        "doc_max_length": cfg.model.doc_max_length,
     }
     return model, model_config

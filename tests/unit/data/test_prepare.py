@@ -102,7 +102,7 @@ def test_a_new_source_is_a_class_and_a_yaml_file(tmp_path):
 
     (tmp_path / "conf" / "negatives").mkdir(parents=True)
     (tmp_path / "conf" / "negatives" / "same_topic.yaml").write_text(
-        "_target_: test_prepare.SameTopicNegatives\nper_query: 2\n"
+        "# @package data.prepare.negatives\n_target_: test_prepare.SameTopicNegatives\nper_query: 2\n"
     )
     cfg = compose_config(
         ["negatives=same_topic", "negatives.per_query=3", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"]

@@ -5,6 +5,7 @@
     twotower search --index outputs/index/msmarco --query "cooking an egg"
     twotower search --index outputs/index/msmarco --interactive
     twotower search --index outputs/index/msmarco --queries queries.dev.tsv --run-out dev.run --qrels qrels.dev.tsv
+    twotower serve --index outputs/index/msmarco --port 8000
     twotower leaderboard --runs outputs --metric mrr@10 --plot leaderboard.png
 
 Adding a subcommand: write `configure(parser)` (adds arguments; keep heavy imports out of it) and
@@ -43,6 +44,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "query an index: one query, interactive, or a queries file to a TREC run",
         "twotower.cli.search:configure_search",
         "twotower.cli.search:run_search",
+    ),
+    Subcommand(
+        "serve",
+        "serve an index over HTTP: JSON API, a search page at /, API docs at /docs",
+        "twotower.cli.serve:configure",
+        "twotower.cli.serve:run",
     ),
     Subcommand(
         "leaderboard",

@@ -18,7 +18,7 @@ ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: install train evaluate test test-slow lint bench bench-gpu bench-scale search sweep sweep-dashboard wandb-sweep clean
+.PHONY: install browser train evaluate test test-slow lint bench bench-gpu bench-scale bench-serve search serve sweep sweep-dashboard wandb-sweep clean
 
 install: $(VENV)/.installed-$(FAISS)  ## make install (CPU) or make install GPU=1
 
@@ -26,7 +26,7 @@ $(VENV)/.installed-$(FAISS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip uninstall -q -y $(NOT_FAISS) 2>/dev/null || true
-	$(BIN)/pip install -q -e ".[$(FAISS),dev,sweep]"
+	$(BIN)/pip install -q -e ".[$(FAISS),dev,sweep,serve]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -36,7 +36,14 @@ train: install  ## train the default experiment on $TWOTOWER_DATA (default ../sh
 evaluate: install  ## make evaluate CKPT=outputs/runs/<run>/checkpoints/best.pt
 	$(BIN)/python evaluate.py ckpt=$(CKPT) $(ARGS)
 
-test: install lint  ## lint first (as CI does), then the default suite
+# The search page's browser test drives the system's headless Chromium through its chromedriver (Selenium is
+# pointed at both, so nothing is downloaded at test time). Needs root (or sudo) for apt-get.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:  ## apt-install chromium + chromium-driver (nothing to do when /usr/bin/chromium and /usr/bin/chromedriver exist)
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || $(SUDO) apt-get install -y chromium chromium-driver || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
+
+test: install browser lint  ## lint first (as CI does), then the default suite
 	$(BIN)/python -m pytest -q
 
 test-slow: install
@@ -60,6 +67,14 @@ bench-scale: install  ## synthetic MS MARCO at 100k/300k/1M: corpus build, BM25 
 
 search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 	$(BIN)/twotower search --index $(INDEX) --interactive
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: install  ## make serve INDEX=outputs/index/msmarco [HOST=0.0.0.0 (needs $$TWOTOWER_API_KEY)] [PORT=8000]
+	$(BIN)/twotower serve --index $(INDEX) --host $(HOST) --port $(PORT) $(ARGS)
+
+bench-serve: install  ## HTTP serving: 8 clients x 500 requests against `twotower serve`, and in-process for comparison
+	$(BIN)/python bench/bench_serve.py $(ARGS)
 
 SWEEP ?= optuna
 sweep: install  ## Optuna TPE sweep from src/twotower/conf/hparams_search/$(SWEEP).yaml (SWEEP=quick for a CPU-sized one); SWEEP_DIR=<a sweep folder> resumes or extends its study

@@ -1,0 +1,121 @@
+"""The search page in a real browser: `twotower serve` on a free port, headless Chromium (the system's package,
+driven by Selenium through the system's chromedriver: nothing is downloaded), a typed query, the results.
+
+A screenshot of the page with its results is saved as `search-page.png` in the test's tmp folder.
+`make browser` (part of `make test`) installs chromium and chromium-driver; without /usr/bin/chromium the test
+is skipped, saying so.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tiny_models import make_checkpoint
+
+from twotower.data.msmarco import read_collection
+from twotower.search import build_index
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium: `make browser` installs chromium and chromium-driver"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(msmarco_dir) -> dict[str, str]:
+    return dict(list(read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv").items())[:300])
+
+
+@pytest.fixture(scope="module")
+def server(corpus, tmp_path_factory):
+    """`twotower serve` in its own process, as a user starts it; yields its base URL once /healthz answers."""
+    root = tmp_path_factory.mktemp("served")
+    build_index(make_checkpoint(root / "best.pt", list(corpus.values())), corpus, root / "index", progress=False)
+    port = free_port()
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    env.pop("TWOTOWER_API_KEY", None)
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below, after the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twotower.cli", "serve", "--index", str(root / "index"), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"twotower serve exited with {process.returncode}:\n{(root / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"twotower serve did not answer in 120 s:\n{(root / 'server.log').read_text()}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look anything up
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_type_a_query_and_see_the_results(server, browser, corpus, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pid, query = list(corpus.items())[7]  # a passage searched with its own text comes back first
+    wait = WebDriverWait(browser, 30)
+
+    browser.get(server + "/")
+    wait.until(seen.text_to_be_present_in_element((By.ID, "index-info"), "300 passages"))
+    assert not browser.find_element(By.ID, "modes").is_displayed()  # dense only: no switch to show
+    box = browser.find_element(By.ID, "query")
+    box.send_keys(query, Keys.ENTER)
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)
+
+    hits = browser.find_elements(By.CSS_SELECTOR, "li.hit")
+    assert hits[0].find_element(By.CSS_SELECTOR, ".pid").text == pid
+    assert float(hits[0].find_element(By.CSS_SELECTOR, ".score").text) > 0.9
+    assert browser.find_elements(By.CSS_SELECTOR, "li.hit mark"), "query words are highlighted"
+    timings = browser.find_element(By.ID, "timings").text
+    assert all(stage in timings for stage in ("encode", "search", "fetch", "total")) and " ms" in timings
+    browser.save_screenshot(str(tmp_path / "search-page.png"))
+    assert (tmp_path / "search-page.png").stat().st_size > 10_000
+
+    box.clear()
+    box.send_keys("   ", Keys.ENTER)
+    wait.until(seen.visibility_of_element_located((By.ID, "error")))
+    assert browser.find_element(By.ID, "error").text == "the query is empty: give some words to search for"

@@ -32,6 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-query-chars", type=int, default=1000, help="longest query accepted, in characters (default 1000)"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and faiss threads per request (default 1: concurrent requests use the cores; raise it for "
+        "few clients on a big machine)",
+    )
+    parser.add_argument(
         "--no-verify", dest="verify", action="store_false", help="skip the SHA-256 check of the index files on load"
     )
     parser.add_argument("--milvus-uri", help="the Milvus URI with its credentials, when the index needs them")
@@ -43,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     # Refuse an unsafe bind before spending seconds loading the model.
     api_key = resolve_api_key(args.host, args.api_key)
-    for name in ("max_k", "max_batch", "max_query_chars"):
+    for name in ("max_k", "max_batch", "max_query_chars", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     try:
         import uvicorn
 
         from twotower.serve import Limits, SearchService, create_app
+        from twotower.serve.service import limit_compute_threads
     except ImportError as exc:
         raise ValueError(
             f"twotower serve needs the `serve` extra ({exc.name} is missing): pip install 'twotower[serve]'"
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from twotower.search import Searcher
 
     console = make_console()
+    limit_compute_threads(args.threads)
     limits = Limits(max_k=args.max_k, max_batch=args.max_batch, max_query_chars=args.max_query_chars)
     with Searcher.load(
         args.index,

@@ -181,6 +181,17 @@ class SearchService:
         }
 
 
+def limit_compute_threads(threads: int) -> None:
+    """Give torch and faiss `threads` threads each (process-wide). A server gets its parallelism from concurrent
+    requests: letting every request also fan out over all cores (the libraries' default) oversubscribes the CPU,
+    which on a busy 2-core machine made one query ~9x slower (102 ms against 11 ms, bench/bench_serve.py)."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+
+
 def _manifest_hash(folder: Path) -> str:
     """SHA-256 of `manifest.json` as loaded: names this exact build of the index (its files' hashes are in it)."""
     return hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()

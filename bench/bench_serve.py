@@ -183,7 +183,8 @@ def main() -> None:
     }
     table = Table(
         title=f"serving {len(split.collection):,} passages (faiss flat, k=10) · {model} · "
-        f"{args.threads} torch/faiss thread(s) a request · {os.cpu_count()} CPUs",
+        f"{args.threads} torch/faiss thread(s) a request · {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
         header_style="bold",
     )
     for name in ("path", "clients x requests", "p50 ms", "p99 ms", "requests/s", "errors"):
@@ -198,7 +199,7 @@ def main() -> None:
             str(r["errors"]),
         )
     console.print(table)
-    summary = {"model": model, "threads": args.threads, "clients": args.clients, "rows": rows}
+    summary = {"model": model, "threads": args.threads, "clients": args.clients, "load": os.getloadavg(), "rows": rows}
     (OUT.parent / "serve.json").write_text(json.dumps(summary, indent=2))
 
 

@@ -101,6 +101,8 @@ def _one_message(errors: list[dict]) -> str:
     first = errors[0]
     where = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path")]
     name = ".".join(where) or "the request body"
+    if first.get("type") == "json_invalid":
+        return f"the request body is not valid JSON ({(first.get('ctx') or {}).get('error', 'unreadable')})"
     if first.get("type") == "missing":
         return f"{name} is required"
     message = str(first.get("msg", "is invalid"))

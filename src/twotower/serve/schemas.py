@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from twotower.search import Results
+from twotower.search.render import query_terms, snippet
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ class HitOut(BaseModel):
     rank: int
     id: str
     score: float
-    text: str
+    text: str = Field(description="the whole stored text")
+    snippet: str = Field(
+        description="about 260 characters of the text around the first query word, as the terminal shows"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -60,6 +64,7 @@ class ResultsOut(BaseModel):
 
     @classmethod
     def of(cls, results: Results, mode: str) -> ResultsOut:
+        terms = query_terms(results.query)
         return cls(
             query=results.query,
             mode=mode,
@@ -67,7 +72,17 @@ class ResultsOut(BaseModel):
             timings_ms=Timings(
                 encode=results.encode_ms, search=results.search_ms, fetch=results.fetch_ms, total=results.total_ms
             ),
-            hits=[HitOut(rank=h.rank, id=h.id, score=h.score, text=h.text, metadata=h.metadata) for h in results],
+            hits=[
+                HitOut(
+                    rank=h.rank,
+                    id=h.id,
+                    score=h.score,
+                    text=h.text,
+                    snippet=snippet(h.text, terms).plain,
+                    metadata=h.metadata,
+                )
+                for h in results
+            ],
         )
 
 

@@ -38,6 +38,7 @@ def test_get_search_answers_what_the_searcher_finds(client, searcher, corpus):
     assert [h["id"] for h in body["hits"]] == expected.ids and body["hits"][0]["id"] == pid
     assert [h["score"] for h in body["hits"]] == pytest.approx(expected.scores)
     assert body["hits"][0]["text"] == corpus[pid] and [h["rank"] for h in body["hits"]] == [1, 2, 3]
+    assert all(len(h["snippet"]) <= 264 and h["snippet"].strip(" …") in h["text"] for h in body["hits"])
     assert body["query"] == text and body["mode"] == "dense" and body["truncated"] is False
     timings = body["timings_ms"]
     assert timings["encode"] > 0 and timings["search"] > 0 and timings["fetch"] > 0
@@ -89,6 +90,16 @@ def test_the_page_and_the_offline_api_docs_are_served(client):
     bundle = docs.text.split('src="')[1].split('"')[0]
     assert client.get(bundle).status_code == 200
     assert "/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_long_passage_gets_a_snippet_around_the_query_words(client, corpus):
+    pid, text = max(corpus.items(), key=lambda item: len(item[1]))
+    last_words = " ".join(text.split()[-6:])
+
+    hit = next(h for h in client.get("/search", params={"q": text[:400], "k": 50}).json()["hits"] if h["id"] == pid)
+
+    assert len(text) > 400 and hit["text"] == text
+    assert hit["snippet"].endswith(" …") and len(hit["snippet"]) < len(text) and last_words not in hit["snippet"]
 
 
 def test_concurrent_requests_get_the_same_answers_as_one_at_a_time(client, corpus):

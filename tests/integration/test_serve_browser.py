@@ -6,11 +6,13 @@ A screenshot of the page with its results is saved as `search-page.png` in the t
 is skipped, saying so.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,17 +42,25 @@ def corpus(msmarco_dir) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(corpus, tmp_path_factory):
-    """`twotower serve` in its own process, as a user starts it; yields its base URL once /healthz answers."""
+def index(corpus, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("served")
     build_index(make_checkpoint(root / "best.pt", list(corpus.values())), corpus, root / "index", progress=False)
+    return root / "index"
+
+
+@contextlib.contextmanager
+def serving(index: Path, api_key: str | None = None):
+    """`twotower serve` in its own process, as a user starts it; yields its base URL once /healthz answers."""
     port = free_port()
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     env.pop("TWOTOWER_API_KEY", None)
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below, after the process
+    if api_key:
+        env["TWOTOWER_API_KEY"] = api_key
+    log_path = index.parent / f"server-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below, after the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "twotower.cli", "serve", "--index", str(root / "index"), "--port", str(port)],
+        [sys.executable, "-m", "twotower.cli", "serve", "--index", str(index), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -60,19 +70,28 @@ def server(corpus, tmp_path_factory):
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                pytest.fail(f"twotower serve exited with {process.returncode}:\n{(root / 'server.log').read_text()}")
+                pytest.fail(f"twotower serve exited with {process.returncode}:\n{log_path.read_text()}")
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                    break
+                urllib.request.urlopen(f"{url}/healthz", timeout=2).close()
+                break
+            except urllib.error.HTTPError:  # 401: up, and asking for the key
+                break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"twotower serve did not answer in 120 s:\n{(root / 'server.log').read_text()}")
+                    pytest.fail(f"twotower serve did not answer in 120 s:\n{log_path.read_text()}")
                 time.sleep(0.3)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+    assert api_key is None or api_key not in log_path.read_text(), "the server logged its API key"
+
+
+@pytest.fixture(scope="module")
+def server(index):
+    with serving(index) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +138,21 @@ def test_type_a_query_and_see_the_results(server, browser, corpus, tmp_path):
     box.send_keys("   ", Keys.ENTER)
     wait.until(seen.visibility_of_element_located((By.ID, "error")))
     assert browser.find_element(By.ID, "error").text == "the query is empty: give some words to search for"
+
+
+def test_behind_an_api_key_the_page_works_with_the_key_as_basic_auth(index, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    key = "browser-test-key-0123456789"
+    with serving(index, api_key=key) as url:
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"{url}/", timeout=5)
+
+        # What a browser does after its login prompt: every request of the page carries the key, fetch() included.
+        browser.get(url.replace("http://", f"http://anyone:{key}@") + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda b: "300 passages" in b.find_element(By.ID, "index-info").text)
+        browser.find_element(By.ID, "query").send_keys("coffee slogan", Keys.ENTER)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)

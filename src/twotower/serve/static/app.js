@@ -16,8 +16,10 @@ function el(tag, className, text) {
   return node;
 }
 
-async function getJSON(url, options) {
-  const response = await fetch(url, options);
+async function getJSON(path, options) {
+  // From the origin, never the page's own URL: a page opened as http://user:key@host/ would make every relative
+  // URL carry the credentials, which fetch() refuses. The browser sends the key it logged in with anyway.
+  const response = await fetch(new URL(path, window.location.origin), options);
   const body = await response.json().catch(() => ({ detail: `${response.status} ${response.statusText}` }));
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;

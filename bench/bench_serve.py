@@ -8,16 +8,19 @@ WordPiece vocabulary and 384-d input embeddings, 384-d output), untrained unless
 checkpoint: serving speed depends on the architecture, not on the weights. The index is a faiss flat index of
 the shared collection (24,372 passages), built here into outputs/bench/serve/. Queries are the dev queries, k=10.
 
-1. HTTP: `twotower serve` in its own process; N client threads, each with its own keep-alive `httpx.Client`,
-   send `GET /search?q=...&k=10`; latency is measured at the client (request sent to JSON parsed).
-2. In-process: the same index loaded once with `Searcher.load`, the same locks as the service, N threads calling
-   `searcher.search(query, k=10)`.
+1. HTTP: `twotower serve --threads 1` in its own process; N client threads, each with its own keep-alive
+   `httpx.Client`, send `GET /search?q=...&k=10` (latency measured at the client: request sent to JSON parsed),
+   then `GET /healthz`, which searches nothing: the cost of HTTP alone.
+2. In-process: the same index loaded once with `Searcher.load`, with the service's locks: one client with
+   torch's and faiss's default thread counts, one client with one thread (what the server uses), then N threads
+   calling `searcher.search(query, k=10)`.
 Results are also written to outputs/bench/serve.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -28,7 +31,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "bench" / "serve"
@@ -87,6 +92,7 @@ def hammer(clients: int, requests: int, call: Callable[[int, int], bool]) -> dic
     wall = time.perf_counter() - t0
     flat = [ms for per in latencies for ms in per]
     return {
+        "clients": clients,
         "requests": len(flat),
         "p50_ms": float(np.percentile(flat, 50)),
         "p99_ms": float(np.percentile(flat, 99)),
@@ -96,15 +102,16 @@ def hammer(clients: int, requests: int, call: Callable[[int, int], bool]) -> dic
     }
 
 
-def bench_http(index: Path, queries: list[str], clients: int, requests: int, threads: int) -> dict:
+@contextlib.contextmanager
+def serving(index: Path, threads: int):
+    """`twotower serve` in its own process (access log off); yields its URL once /healthz answers."""
     import httpx
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     env.pop("TWOTOWER_API_KEY", None)
     command = [sys.executable, "-m", "twotower.cli", "serve", "--index", str(index), "--port", str(port)]
-    command += ["--threads", str(threads)]
-    server = subprocess.Popen([*command, "--log-level", "warning"], env=env)
+    server = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -115,36 +122,37 @@ def bench_http(index: Path, queries: list[str], clients: int, requests: int, thr
                 time.sleep(0.2)
         else:
             raise SystemExit("twotower serve did not come up in 2 minutes")
-        sessions = [httpx.Client(base_url=url, timeout=30) for _ in range(clients)]
-
-        def call(c: int, i: int) -> bool:
-            answer = sessions[c].get("/search", params={"q": queries[(c * requests + i) % len(queries)], "k": 10})
-            return answer.status_code == 200 and len(answer.json()["hits"]) == 10
-
-        hammer(clients, 20, call)  # warm up: connections, lazy initialisation
-        result = hammer(clients, requests, call)
-        for session in sessions:
-            session.close()
-        return result
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def bench_in_process(index: Path, queries: list[str], clients: int, requests: int, threads: int) -> dict:
-    from twotower.search import Searcher
-    from twotower.serve import SearchService
-    from twotower.serve.service import limit_compute_threads
+def bench_http(url: str, path: str, queries: list[str], clients: int, requests: int) -> dict:
+    """N keep-alive clients; `/search` requests check they got 10 hits, `/healthz` ones their status only."""
+    import httpx
 
-    limit_compute_threads(threads)  # as `twotower serve --threads` does
-    with Searcher.load(index) as searcher:
-        SearchService(searcher)  # puts the service's locks on the searcher, so both paths run the same code
+    sessions = [httpx.Client(base_url=url, timeout=30) for _ in range(clients)]
 
-        def call(c: int, i: int) -> bool:
-            return len(searcher.search(queries[(c * requests + i) % len(queries)], k=10)) == 10
+    def call(c: int, i: int) -> bool:
+        if path == "/healthz":
+            return sessions[c].get(path).status_code == 200
+        answer = sessions[c].get(path, params={"q": queries[(c * requests + i) % len(queries)], "k": 10})
+        return answer.status_code == 200 and len(answer.json()["hits"]) == 10
 
-        hammer(clients, 20, call)
-        return hammer(clients, requests, call)
+    hammer(clients, 20, call)  # warm up: connections, lazy initialisation
+    result = hammer(clients, requests, call)
+    for session in sessions:
+        session.close()
+    return result
+
+
+def bench_in_process(searcher, queries: list[str], clients: int, requests: int) -> dict:
+    def call(c: int, i: int) -> bool:
+        return len(searcher.search(queries[(c * requests + i) % len(queries)], k=10)) == 10
+
+    hammer(clients, 20, call)
+    return hammer(clients, requests, call)
 
 
 def main() -> None:
@@ -159,9 +167,11 @@ def main() -> None:
     from rich.table import Table
 
     from twotower.data.msmarco import passage_split
-    from twotower.search import build_index
+    from twotower.search import Searcher, build_index
+    from twotower.serve import SearchService
+    from twotower.serve.service import limit_compute_threads
 
-    console = Console()
+    console = Console(width=150)
     split = passage_split("dev")
     queries = list(split.queries.values())
     OUT.mkdir(parents=True, exist_ok=True)
@@ -173,14 +183,19 @@ def main() -> None:
     console.print(f"[dim]indexing {len(split.collection):,} passages with {ckpt}[/]")
     build_index(ckpt, dict(split.collection.items()), OUT / "index", kind="flat", progress=False)
 
-    rows = {
-        "HTTP: twotower serve (loopback)": bench_http(
-            OUT / "index", queries, args.clients, args.requests, args.threads
-        ),
-        "in-process: Searcher, threads": bench_in_process(
-            OUT / "index", queries, args.clients, args.requests, args.threads
-        ),
-    }
+    index, n, r = OUT / "index", args.clients, args.requests
+    rows: dict[str, dict] = {}
+    with serving(index, args.threads) as url:
+        rows[f"HTTP GET /search · {n} clients"] = bench_http(url, "/search", queries, n, r)
+        rows[f"HTTP GET /healthz · {n} clients (HTTP alone)"] = bench_http(url, "/healthz", queries, n, r)
+    with Searcher.load(index) as searcher:
+        SearchService(searcher)  # the service's locks on the searcher: both paths run the same code
+        # One client, first with torch's and faiss's own thread counts, then with the server's (process-wide).
+        default_threads = f"{torch.get_num_threads()} torch / {faiss.omp_get_max_threads()} faiss threads"
+        rows[f"in-process Searcher · 1 client · {default_threads}"] = bench_in_process(searcher, queries, 1, r)
+        limit_compute_threads(args.threads)
+        rows[f"in-process Searcher · 1 client · {args.threads} thread"] = bench_in_process(searcher, queries, 1, r)
+        rows[f"in-process Searcher · {n} threads"] = bench_in_process(searcher, queries, n, r)
     table = Table(
         title=f"serving {len(split.collection):,} passages (faiss flat, k=10) · {model} · "
         f"{args.threads} torch/faiss thread(s) a request · {os.cpu_count()} CPUs, load average "
@@ -189,14 +204,14 @@ def main() -> None:
     )
     for name in ("path", "clients x requests", "p50 ms", "p99 ms", "requests/s", "errors"):
         table.add_column(name, justify="left" if name == "path" else "right")
-    for name, r in rows.items():
+    for name, row in rows.items():
         table.add_row(
             name,
-            f"{args.clients} x {args.requests}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            f"{r['per_second']:,.0f}",
-            str(r["errors"]),
+            f"{row['clients']} x {row['requests'] // row['clients']}",
+            f"{row['p50_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            f"{row['per_second']:,.0f}",
+            str(row["errors"]),
         )
     console.print(table)
     summary = {"model": model, "threads": args.threads, "clients": args.clients, "load": os.getloadavg(), "rows": rows}

@@ -114,14 +114,15 @@ def _add_key_check(app: FastAPI, api_key: str | None) -> None:
     async def check_key(request: Request, call_next) -> Response:
         if api_key is not None and not key_matches(presented_key(dict(request.headers)), api_key):
             # Basic realm: a browser opening the page prompts for the key (as the password).
-            return JSONResponse(
+            response: Response = JSONResponse(
                 {
                     "detail": "missing or wrong API key: send it as X-API-Key, a Bearer token, or the Basic-auth password"
                 },
                 status_code=401,
                 headers={"WWW-Authenticate": 'Basic realm="twotower", charset="UTF-8"'},
             )
-        response = await call_next(request)
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")

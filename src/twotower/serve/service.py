@@ -183,8 +183,8 @@ class SearchService:
 
 def limit_compute_threads(threads: int) -> None:
     """Give torch and faiss `threads` threads each (process-wide). A server gets its parallelism from concurrent
-    requests: letting every request also fan out over all cores (the libraries' default) oversubscribes the CPU,
-    which on a busy 2-core machine made one query ~9x slower (102 ms against 11 ms, bench/bench_serve.py)."""
+    requests; letting every request also fan out over all cores (the libraries' default) can only oversubscribe
+    the CPU once several requests run at once (bench/bench_serve.py measures both)."""
     import faiss
     import torch
 

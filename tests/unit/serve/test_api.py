@@ -83,6 +83,7 @@ def test_the_page_and_the_offline_api_docs_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="search-form"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
 
     docs = client.get("/docs")

@@ -30,7 +30,7 @@ def test_every_request_needs_the_key(locked, path):
 
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith("Basic")  # a browser prompts for it
-    assert "API key" in answer.json()["detail"]
+    assert "API key" in answer.json()["detail"] and answer.headers["x-content-type-options"] == "nosniff"
 
 
 @pytest.mark.parametrize(

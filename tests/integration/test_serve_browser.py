@@ -11,16 +11,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from tiny_models import make_checkpoint
 
 from twotower.data.msmarco import read_collection
-from twotower.search import build_index
+from twotower.search import Searcher, build_index
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -156,3 +158,58 @@ def test_behind_an_api_key_the_page_works_with_the_key_as_basic_auth(index, brow
         wait.until(lambda b: "300 passages" in b.find_element(By.ID, "index-info").text)
         browser.find_element(By.ID, "query").send_keys("coffee slogan", Keys.ENTER)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)
+
+
+class TwoModeSearcher(Searcher):
+    """Stands in for hybrid search (not merged yet): `bm25` answers the dense hits in reverse order."""
+
+    def search(self, queries, k: int = 10, mode: Literal["dense", "bm25"] = "dense"):
+        found = super().search(queries, k=k)
+        for results in found if isinstance(found, list) else [found]:
+            if mode == "bm25":
+                results.hits.reverse()
+        return found
+
+
+@pytest.fixture
+def two_mode_server(index):
+    """The app over a two-mode searcher, under uvicorn in a thread of this process (the CLI loads `Searcher`)."""
+    import uvicorn
+
+    from twotower.serve import SearchService, create_app
+
+    with TwoModeSearcher.load(index, device="cpu") as searcher:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(SearchService(searcher)), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_mode_switch_shows_the_served_modes_and_switches(two_mode_server, browser, corpus):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pid, query = list(corpus.items())[7]
+    wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])  # the list is redrawn
+    browser.get(two_mode_server + "/")
+    wait.until(lambda b: "300 passages" in b.find_element(By.ID, "index-info").text)
+
+    switch = browser.find_element(By.ID, "modes")
+    assert switch.is_displayed() and switch.text.split() == ["dense", "bm25"]
+    browser.find_element(By.ID, "query").send_keys(query)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)
+    assert browser.find_element(By.CSS_SELECTOR, "li.hit .pid").text == pid
+
+    switch.find_elements(By.TAG_NAME, "label")[1].click()  # bm25
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit .pid")[-1].text == pid)  # reversed: now last

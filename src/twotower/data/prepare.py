@@ -84,8 +84,10 @@ class PrepareConfig:
             )
         if not 0 < self.subsample <= 1:
             raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
-        if self.num_negatives < 1:
-            raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
+        # The data's rule only (a whole number of negatives per row); which losses can train without hard
+        # negatives is `training.validate`'s rule, checked before any data work.
+        if isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, int) or self.num_negatives < 0:
+            raise ValueError(f"data.prepare.num_negatives must be a whole number >= 0, got {self.num_negatives!r}")
         if self.negatives.needs_teacher and not self.teacher:
             raise ValueError(
                 f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher (e.g. minilm)"

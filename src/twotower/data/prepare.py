@@ -84,8 +84,10 @@ class PrepareConfig:
             )
         if not 0 < self.subsample <= 1:
             raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
-        if self.num_negatives < 1:
-            raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
+        # The data's rule only (a whole number of negatives per row); which losses can train without hard
+        # negatives is `training.validate`'s rule, checked before any data work.
+        if isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, int) or self.num_negatives < 0:
+            raise ValueError(f"data.prepare.num_negatives must be a whole number >= 0, got {self.num_negatives!r}")
         if self.negatives.needs_teacher and not self.teacher:
             raise ValueError(
                 f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher (e.g. minilm)"
@@ -131,11 +133,18 @@ def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def prepare_triplets(
-    split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None, inputs: str = "", miner=None
+    split: Split,
+    config: PrepareConfig,
+    source: str,
+    out_dir: str | Path | None = None,
+    inputs: str = "",
+    miner=None,
+    teacher=None,
 ) -> Path:
     """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source`, the fingerprint
     of the input files `inputs` and `config`). `miner` mines the dense negatives instead of the teacher (the
-    model being trained, for an ANCE-style refresh; see `data.datamodule`)."""
+    model being trained, for an ANCE-style refresh; see `data.datamodule`). `teacher` is the `TeacherScores`
+    of `config.teacher` when the caller has loaded it already (it is loaded here otherwise)."""
     config.check()
     out = Path(out_dir) if out_dir else cache_dir() / "triplets" / config.key(source, inputs)
     if (out / DONE).exists():
@@ -153,7 +162,7 @@ def prepare_triplets(
     from twotower.data.scoring import TeacherScores
 
     # Teacher vectors of every training query, whatever the subsample: one cache serves all runs.
-    scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
+    scores = teacher or (TeacherScores.load(config.teacher, split, qids) if config.teacher else None)
     if config.subsample < 1:
         qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
     check_memory(len(qids), config)

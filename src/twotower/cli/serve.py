@@ -62,11 +62,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"twotower serve needs the `serve` extra ({exc.name} is missing): pip install 'twotower[serve]'"
         ) from None
+    import warnings
+
     from twotower.cli.search import _params
     from twotower.search import Searcher
+    from twotower.search.results import UnknownQueryWarning
 
     console = make_console()
     limit_compute_threads(args.threads)
+    # A query the model cannot read is answered with a `warning` field; the server's log need not repeat it.
+    warnings.filterwarnings("ignore", category=UnknownQueryWarning)
     limits = Limits(max_k=args.max_k, max_batch=args.max_batch, max_query_chars=args.max_query_chars)
     with Searcher.load(
         args.index,

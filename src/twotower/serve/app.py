@@ -54,12 +54,14 @@ def _add_routes(app: FastAPI, service: SearchService) -> None:
         mode: str = Query("dense", description="dense, or another mode listed by /info"),
     ) -> ResultsOut:
         # A sync route: FastAPI runs it on a worker thread, so requests search concurrently.
-        return ResultsOut.of(service.search([q], k=k, mode=mode)[0], mode)
+        found = service.search([q], k=k, mode=mode)[0]
+        return ResultsOut.of(found, mode, service.unread_warning(q, mode))
 
     @app.post("/search", response_model=BatchOut, summary="search a batch of queries")
     def search_batch(request: SearchRequest) -> BatchOut:
         found = service.search(request.queries, k=request.k, mode=request.mode)
-        return BatchOut(results=[ResultsOut.of(r, request.mode) for r in found])
+        mode = request.mode
+        return BatchOut(results=[ResultsOut.of(r, mode, service.unread_warning(r.query, mode)) for r in found])
 
     @app.get("/documents/{pid:path}", response_model=DocumentOut, summary="one stored document by id")
     def document(pid: str) -> DocumentOut:

@@ -59,16 +59,18 @@ class ResultsOut(BaseModel):
     query: str
     mode: str
     truncated: bool = Field(description="the query had more tokens than the query tower reads")
+    warning: str | None = Field(None, description="set when the results cannot be trusted, and why")
     timings_ms: Timings
     hits: list[HitOut]
 
     @classmethod
-    def of(cls, results: Results, mode: str) -> ResultsOut:
+    def of(cls, results: Results, mode: str, warning: str | None = None) -> ResultsOut:
         terms = query_terms(results.query)
         return cls(
             query=results.query,
             mode=mode,
             truncated=results.truncated,
+            warning=warning,
             timings_ms=Timings(
                 encode=results.encode_ms, search=results.search_ms, fetch=results.fetch_ms, total=results.total_ms
             ),

@@ -144,6 +144,16 @@ class SearchService:
         with self._whole_call:
             return self.searcher.search(queries, k=k, mode=mode)
 
+    def unread_warning(self, query: str, mode: str) -> str | None:
+        """The searcher's `UnknownQueryWarning` as a message for the client: a dense query none of whose tokens
+        the model knows is encoded from [UNK] alone, and its hits are arbitrary."""
+        if mode != "dense":
+            return None
+        tokens, unknown = self.searcher.encoder.token_counts(query)
+        if unknown < tokens:
+            return None
+        return "the model knows none of the query's words, so its results are arbitrary: try other words"
+
     def document(self, pid: str) -> Any:
         """The stored document `pid` (id, text, metadata); `BadRequest` (404) when the index has none."""
         store = self.searcher.store

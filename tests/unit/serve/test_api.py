@@ -93,6 +93,17 @@ def test_the_page_and_the_offline_api_docs_are_served(client):
     assert "/search" in client.get("/openapi.json").json()["paths"]
 
 
+def test_a_query_the_model_cannot_read_is_answered_with_a_warning(client, corpus):
+    with pytest.warns(UserWarning, match="results are arbitrary"):  # the Searcher's own warning, in-process
+        unread = client.get("/search", params={"q": "zzqxv wqqpz"}).json()
+    read = client.get("/search", params={"q": list(corpus.values())[0][:100]}).json()
+
+    assert (
+        unread["warning"] == "the model knows none of the query's words, so its results are arbitrary: try other words"
+    )
+    assert read["warning"] is None
+
+
 def test_a_long_passage_gets_a_snippet_around_the_query_words(client, corpus):
     pid, text = max(corpus.items(), key=lambda item: len(item[1]))
     last_words = " ".join(text.split()[-6:])

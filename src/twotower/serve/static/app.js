@@ -76,8 +76,11 @@ function showError(message) {
 function render(result, device) {
   $("shown-query").textContent = result.query;
   const warn = $("truncated");
-  warn.hidden = !result.truncated;
-  warn.textContent = result.truncated ? "⚠ the query is longer than the model reads; the rest was ignored" : "";
+  const notes = [];
+  if (result.warning) notes.push(`⚠ ${result.warning}`);
+  if (result.truncated) notes.push("⚠ the query is longer than the model reads; the rest was ignored");
+  warn.textContent = notes.join("\n");
+  warn.hidden = !notes.length;
   const list = $("results");
   list.replaceChildren();
   const scores = result.hits.map((h) => h.score);

@@ -1,0 +1,208 @@
+"""Checksums of what we write and later trust: one fast hash, taken while the bytes pass anyway.
+
+    with open(path, "wb") as raw, HashingWriter(raw) as fh:   # hash while writing: no second pass
+        np.save(fh, matrix)
+    info["checksums"] = {path.name: fh.checksum()}
+    ...
+    verify_file(path, info["checksums"][path.name])            # on open: once per process per file version
+
+A checksum is `"<algorithm>:<hex digest>"`: xxh3-128 (xxhash, a dependency; several GB/s) or BLAKE2b where
+xxhash is missing; either kind verifies wherever its algorithm is available. A mismatch is `ChecksumError`,
+one line naming the file: a *cache* catches it and rebuilds (`log_rebuild`), a *user artefact* lets it
+through, refused. Files written before checksums were recorded have none (`expected=None`): they load as
+they did, and gain one the next time they are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from twotower.errors import UserError
+
+log = logging.getLogger(__name__)
+
+try:  # pragma: no branch - xxhash is a dependency; BLAKE2b keeps a bare install working
+    import xxhash
+except ImportError:  # pragma: no cover
+    xxhash = None
+
+ALGORITHM = "xxh3_128" if xxhash is not None else "blake2b"
+CHUNK = 1 << 22  # 4 MiB: what one read or hash step holds in memory
+
+# (resolved path, device, inode, size, mtime_ns, ctime_ns, checksum) already verified in this process.
+_VERIFIED: set[tuple] = set()
+
+
+class ChecksumError(UserError, ValueError):
+    """A file's bytes differ from those recorded when it was written (torn, damaged or changed since)."""
+
+    def __init__(self, path: str | os.PathLike, what: str = "file", missing: bool = False) -> None:
+        super().__init__(
+            f"{path} is missing: the {what} was recorded when its set was written"
+            if missing
+            else f"{path} is damaged: the {what}'s checksum differs from the one recorded when it was written "
+            "(a torn write, a bad disk or an edit since)"
+        )
+        self.path = Path(path)
+
+
+def hasher(algorithm: str = ALGORITHM) -> Any:
+    """A fresh incremental hash object (`update(bytes)`, `hexdigest()`) of `algorithm`."""
+    if algorithm == "xxh3_128":
+        if xxhash is None:
+            raise ModuleNotFoundError("xxhash is needed for this xxh3_128 checksum: pip install xxhash")
+        return xxhash.xxh3_128()
+    if algorithm == "blake2b":
+        return hashlib.blake2b(digest_size=16)
+    raise ValueError(f"unknown checksum algorithm {algorithm!r}")
+
+
+def _tag(h: Any, algorithm: str) -> str:
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def bytes_checksum(data: bytes | memoryview, algorithm: str = ALGORITHM) -> str:
+    """The checksum of bytes in memory (a config or tokenizer stored inside a checkpoint)."""
+    h = hasher(algorithm)
+    h.update(data)
+    return _tag(h, algorithm)
+
+
+def file_checksum(path: str | os.PathLike, algorithm: str = ALGORITHM) -> str:
+    """The checksum of a whole file, read in `CHUNK`s."""
+    h = hasher(algorithm)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return _tag(h, algorithm)
+
+
+def _key(path: Path, expected: str) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, expected)
+
+
+def verify_file(path: str | os.PathLike, expected: str | None, what: str = "file") -> bool:
+    """Check `path` against the checksum recorded when it was written; False when none was (an older file).
+
+    Hashes the file once per process per version of it (a rewrite, even in place, changes its ctime), so
+    reopening a verified file is free. Raises `ChecksumError` naming the file on a mismatch."""
+    if not expected:
+        return False
+    path = Path(path)
+    key = _key(path, expected)
+    if key in _VERIFIED:
+        return True
+    algorithm = expected.split(":", 1)[0]
+    if algorithm == "xxh3_128" and xxhash is None:  # pragma: no cover - xxhash is a dependency
+        log.warning("cannot verify %s: its checksum is xxh3_128 and xxhash is not installed", path)
+        return False
+    if file_checksum(path, algorithm) != expected:
+        raise ChecksumError(path, what)
+    _VERIFIED.add(key)
+    return True
+
+
+def mark_verified(path: str | os.PathLike, checksum: str) -> None:
+    """Record that `path` has `checksum` (we just wrote it, hashing as we went): no re-read to verify it."""
+    _VERIFIED.add(_key(Path(path), checksum))
+
+
+def folder_checksums(folder: str | os.PathLike, names: list[str]) -> dict[str, str]:
+    """`{name: checksum}` of files in `folder` (for writers that cannot hash while they write)."""
+    folder = Path(folder)
+    return {name: file_checksum(folder / name) for name in names}
+
+
+def verify_folder(folder: str | os.PathLike, checksums: dict[str, str] | None, what: str) -> bool:
+    """`verify_file` for each recorded file of `folder`; False when none is recorded (an older folder)."""
+    folder = Path(folder)
+    for name, expected in (checksums or {}).items():
+        if not (folder / name).is_file():
+            raise ChecksumError(folder / name, what, missing=True)
+        verify_file(folder / name, expected, what)
+    return bool(checksums)
+
+
+def log_rebuild(exc: Exception, what: str) -> None:
+    """The one log line a damaged cache gets before it is rebuilt."""
+    log.warning("%s; rebuilding the %s", exc, what)
+
+
+class HashingWriter:
+    """A binary file wrapper that hashes every byte written through it (`np.save`, `pq.write_table` accept it).
+
+    Use as a context manager or call `checksum()` once all bytes are written."""
+
+    def __init__(self, raw: IO[bytes], algorithm: str = ALGORITHM) -> None:
+        self.raw, self.algorithm, self._h = raw, algorithm, hasher(algorithm)
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._h.update(view)
+        return self.raw.write(view)
+
+    def checksum(self) -> str:
+        return _tag(self._h, self.algorithm)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def close(self) -> None:  # the caller owns `raw`
+        self.flush()
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+class HashingReader:
+    """A binary file wrapper that hashes every byte read through it, so a full read yields the checksum."""
+
+    def __init__(self, raw: IO[bytes], algorithm: str = ALGORITHM) -> None:
+        self.raw, self.algorithm, self._h = raw, algorithm, hasher(algorithm)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self._h.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self.raw.readline(size)
+        self._h.update(data)
+        return data
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def checksum(self) -> str:
+        return _tag(self._h, self.algorithm)
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def close(self) -> None:  # the caller owns `raw`
+        pass

@@ -1,0 +1,43 @@
+"""The one inter-process write lock: `<target>.lock` beside whatever two processes may write at once.
+
+    with folder_lock(store_folder, "Deep Memory store"):   # waits (saying so once) while another process holds it
+        ...                                                # re-read what is on disk, then write
+
+The lock file sits beside the target, not inside it: a folder swapped in whole or removed by a failed first
+build keeps its lock. `filelock` (a dependency) does the locking; the lock is released when the process dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """`<target>.lock` beside `target` (resolved, so two spellings of one path share a lock)."""
+    target = Path(target).resolve()
+    return target.with_name(target.name + ".lock")
+
+
+@contextmanager
+def folder_lock(target: str | os.PathLike, what: str = "folder") -> Iterator[None]:
+    """Hold `target`'s write lock for the block; logs one line when it has to wait for another process."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process writing the %s %s (lock %s)", what, target, path)
+        lock.acquire(poll_interval=0.005)
+    try:
+        yield
+    finally:
+        lock.release()

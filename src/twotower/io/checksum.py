@@ -16,6 +16,7 @@ they did, and gain one the next time they are written.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -175,34 +176,33 @@ class HashingWriter:
         self.flush()
 
 
-class HashingReader:
-    """A binary file wrapper that hashes every byte read through it, so a full read yields the checksum."""
+class HashingReader(io.RawIOBase):
+    """A binary file wrapper that hashes every byte read through it, so a full read yields the checksum
+    (pyarrow's CSV reader, `io.BufferedReader` and `io.TextIOWrapper` can read through it)."""
 
     def __init__(self, raw: IO[bytes], algorithm: str = ALGORITHM) -> None:
+        super().__init__()
         self.raw, self.algorithm, self._h = raw, algorithm, hasher(algorithm)
+        self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self._h.update(data)
+        self.bytes_read += len(data)
         return data
 
-    def readline(self, size: int = -1) -> bytes:
-        data = self.raw.readline(size)
-        self._h.update(data)
-        return data
-
-    def __iter__(self):
-        return iter(self.readline, b"")
-
-    def checksum(self) -> str:
-        return _tag(self._h, self.algorithm)
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            self._h.update(memoryview(buffer)[:n])
+            self.bytes_read += n
+        return n
 
     def readable(self) -> bool:
         return True
 
-    @property
-    def closed(self) -> bool:
-        return self.raw.closed
+    def checksum(self) -> str:
+        return _tag(self._h, self.algorithm)
 
     def close(self) -> None:  # the caller owns `raw`
-        pass
+        super().close()

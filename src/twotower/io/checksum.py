@@ -19,10 +19,12 @@ import hashlib
 import io
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from twotower.errors import UserError
+from twotower.io.atomic import write_json
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ except ImportError:  # pragma: no cover
 ALGORITHM = "xxh3_128" if xxhash is not None else "blake2b"
 CHUNK = 1 << 22  # 4 MiB: what one read or hash step holds in memory
 
-# (resolved path, device, inode, size, mtime_ns, ctime_ns, checksum) already verified in this process.
+# (device, inode, size, mtime_ns, ctime_ns, checksum) already verified in this process.
 _VERIFIED: set[tuple] = set()
 
 
@@ -83,8 +85,9 @@ def file_checksum(path: str | os.PathLike, algorithm: str = ALGORITHM) -> str:
 
 
 def _key(path: Path, expected: str) -> tuple:
+    """One version of one file, wherever it is linked or moved (a folder renamed into place keeps it)."""
     st = path.stat()
-    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, expected)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, expected)
 
 
 def verify_file(path: str | os.PathLike, expected: str | None, what: str = "file") -> bool:
@@ -108,15 +111,30 @@ def verify_file(path: str | os.PathLike, expected: str | None, what: str = "file
     return True
 
 
+def forget_verified() -> None:
+    """Forget every verification of this process (the next open of each file hashes it again)."""
+    _VERIFIED.clear()
+
+
 def mark_verified(path: str | os.PathLike, checksum: str) -> None:
     """Record that `path` has `checksum` (we just wrote it, hashing as we went): no re-read to verify it."""
     _VERIFIED.add(_key(Path(path), checksum))
 
 
-def folder_checksums(folder: str | os.PathLike, names: list[str]) -> dict[str, str]:
-    """`{name: checksum}` of files in `folder` (for writers that cannot hash while they write)."""
+def folder_checksums(folder: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, str]:
+    """`{name: checksum}` of files in `folder`: `names`, or every file but the manifest (`_SUCCESS*`),
+    for writers that cannot hash while they write; each is marked verified (we just read it whole)."""
     folder = Path(folder)
-    return {name: file_checksum(folder / name) for name in names}
+    if names is None:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not _is_manifest(p.name))
+    sums = {name: file_checksum(folder / name) for name in names}
+    for name, checksum in sums.items():
+        mark_verified(folder / name, checksum)
+    return sums
+
+
+def _is_manifest(name: str) -> bool:
+    return name.startswith(("_SUCCESS", ".")) or name.endswith(".lock")
 
 
 def verify_folder(folder: str | os.PathLike, checksums: dict[str, str] | None, what: str) -> bool:
@@ -127,6 +145,21 @@ def verify_folder(folder: str | os.PathLike, checksums: dict[str, str] | None, w
             raise ChecksumError(folder / name, what, missing=True)
         verify_file(folder / name, expected, what)
     return bool(checksums)
+
+
+def verify_or_record(folder: str | os.PathLike, manifest: str, info: dict, what: str) -> dict:
+    """Verify the files of a built folder against `info["checksums"]` (its manifest, already read); a folder
+    built before checksums were recorded gets them now, written into `manifest` (trusted on this first use:
+    later damage is caught). Returns `info` with the checksums. Raises `ChecksumError` naming a bad file."""
+    folder = Path(folder)
+    if verify_folder(folder, info.get("checksums"), what):
+        return info
+    info = {**info, "checksums": folder_checksums(folder)}
+    try:
+        write_json(folder / manifest, info)
+    except OSError as exc:  # a read-only folder: verified from the next build on
+        log.debug("could not record checksums in %s (%s)", folder / manifest, exc)
+    return info
 
 
 def log_rebuild(exc: Exception, what: str) -> None:

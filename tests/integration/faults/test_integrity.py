@@ -182,3 +182,27 @@ def test_a_store_written_before_versions_and_checksums_still_loads_and_takes_add
     db.add(["a new document"], ids=["new"])
     assert VectorStore(store, embedding_function=emb).ids == ["old", "new"]
     assert json.loads((store / "store.json").read_text())["checksums"]
+
+
+# ----------------------------------------------------------------------------- embedding and teacher caches
+
+
+def test_a_damaged_embedding_cache_is_embedded_again_with_one_log_line(tmp_path, caplog):
+    from twotower.retrieval.embedding_cache import cached_embeddings
+
+    texts = [f"text number {i}" for i in range(500)]
+    calls = []
+
+    def embed(batch: list[str]) -> np.ndarray:  # a stand-in model: one row per text, from its number
+        calls.append(len(batch))
+        return np.array([[float(t.split()[-1]), 1.0, 2.0, 3.0] for t in batch], dtype=np.float32)
+
+    first = cached_embeddings(embed, texts, tmp_path / "vectors.npy", progress=False)
+    flip_a_byte(tmp_path / "vectors.npy", at=0.5)
+    as_a_new_process()
+    with caplog.at_level(logging.INFO):
+        again = cached_embeddings(embed, texts, tmp_path / "vectors.npy", progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert sum(calls) == 2 * len(texts)  # embedded twice: the damaged cache was not served
+    lines = rebuild_lines(caplog)
+    assert len(lines) == 1 and "vectors.npy" in lines[0]

@@ -206,3 +206,54 @@ def test_a_damaged_embedding_cache_is_embedded_again_with_one_log_line(tmp_path,
     assert sum(calls) == 2 * len(texts)  # embedded twice: the damaged cache was not served
     lines = rebuild_lines(caplog)
     assert len(lines) == 1 and "vectors.npy" in lines[0]
+
+
+# ------------------------------------------------------------------- a transformer backbone inside a .pt
+
+
+@pytest.fixture
+def transformer_pt(tiny_bert, tmp_path) -> Path:
+    """A `.pt` of a tiny BERT tower: its backbone config and tokenizer files travel inside it."""
+    from functools import partial
+
+    from twotower.models.build import build_two_tower
+    from twotower.models.checkpoint import model_fields, save_checkpoint
+    from twotower.models.transformer import TransformerTower
+
+    tower = {"_target_": "twotower.models.transformer.TransformerTower", "_partial_": True, "path": str(tiny_bert)}
+    model = build_two_tower(partial(TransformerTower, path=str(tiny_bert)), query_max_length=8, doc_max_length=8)
+    config = {"tower": tower, "shared": True, "tokenizer": None, "query_max_length": 8, "doc_max_length": 8}
+    extra = {"training_stats": {}, "epoch": 0, "eval_results": {}, "wandb_run_id": None}
+    return save_checkpoint(tmp_path / "best.pt", {**model_fields(model, config), **extra})
+
+
+def test_an_edited_backbone_config_inside_a_pt_is_refused_naming_the_file(transformer_pt):
+    import torch
+
+    from twotower.errors import one_line
+    from twotower.models.checkpoint import load_checkpoint
+
+    assert load_checkpoint(transformer_pt)["model_config"]["tower_fields"]["backbone_config"]["hidden_act"] == "gelu"
+    # Same weights, another activation: the model would load and give other vectors, silently.
+    payload = torch.load(transformer_pt, weights_only=True)
+    payload["model_config"]["tower_fields"]["backbone_config"]["hidden_act"] = "relu"
+    torch.save(payload, transformer_pt)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(transformer_pt)
+    line = one_line(err.value)
+    assert str(transformer_pt) in line and "damaged" in line and "config" in line
+
+
+def test_an_edited_tokenizer_inside_a_pt_is_refused(transformer_pt):
+    import torch
+
+    from twotower.models.checkpoint import load_checkpoint
+
+    payload = torch.load(transformer_pt, weights_only=True)
+    files = payload["model_config"]["tower_fields"]["tokenizer_files"]
+    name = next(n for n in files if n.endswith("tokenizer_config.json"))
+    files[name] = files[name].replace('"do_lower_case": true', '"do_lower_case": false')
+    assert "false" in files[name]
+    torch.save(payload, transformer_pt)
+    with pytest.raises(ValueError, match="damaged"):
+        load_checkpoint(transformer_pt)

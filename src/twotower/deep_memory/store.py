@@ -180,8 +180,8 @@ class VectorStore:
                     f"these documents have {vectors.shape[1]}-d vectors but the store now holds {self.dim}-d vectors"
                 )
             function = self._version.info.get("embedding_function") or describe(self.embedding_function)
-            write_version(self.path, self._version, Version({}, ids, texts, meta_json, vectors), function)
-            self._use(read_version(self.path))
+            new = Version({}, ids, texts, meta_json, vectors)
+            self._use(write_version(self.path, self._version, new, function))
         return ids
 
     def _check_new(self, ids: list[str]) -> None:

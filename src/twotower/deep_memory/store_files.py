@@ -112,8 +112,8 @@ def _read(path: Path, info: dict) -> Version:
     return Version(info, table["id"].to_pylist(), table["text"].to_pylist(), table["metadata"].to_pylist(), embeddings)
 
 
-def write_version(path: Path, old: Version, new: Version, embedding_function: str) -> None:
-    """Commit `old` + `new` rows as the next version (the caller holds the store's write lock)."""
+def write_version(path: Path, old: Version, new: Version, embedding_function: str) -> Version:
+    """Commit `old` + `new` rows as the next version (the caller holds the store's write lock); returns it."""
     vectors = np.concatenate([old.embeddings.reshape(-1, new.embeddings.shape[1]), new.embeddings])
     table = pa.table(
         {
@@ -147,6 +147,7 @@ def write_version(path: Path, old: Version, new: Version, embedding_function: st
     }
     write_json(path / "store.json", info)
     _remove_old_versions(path, keep={name, old.info.get("data", LEGACY_DATA)})
+    return Version(info, old.ids + new.ids, old.texts + new.texts, old.metadata + new.metadata, vectors)
 
 
 def _remove_old_versions(path: Path, keep: set[str]) -> None:

@@ -10,6 +10,8 @@ runs with the file in the page cache (a training reads it from there too). Rows:
 * `whole file, own pass`: `file_fingerprint` of a file not read in this process (a corpus cache hit)
 * `read_collection`     : the MS MARCO reader, without and with hashing while it reads; after the second,
                           `file_fingerprint` costs nothing (the row `fingerprint after the read`)
+* `corpus checksums`    : hashing the built corpus folder (text, ids, row map), and opening it the first time
+                          in a process (verified) and again (not hashed again)
 """
 
 from __future__ import annotations
@@ -97,14 +99,34 @@ def main() -> None:
             ("read_collection, hashing as it reads", best(read_hashed, args.repeat)),
             ("fingerprint after that read", best(lambda: fp.file_fingerprint(path), args.repeat)),
         ]
+        rows += corpus_rows(path, Path(tmp) / "corpus", args.repeat)
     scale = 1_000_000 / args.passages
     label = "measured" if args.passages == 1_000_000 else f"extrapolated x{scale:g}"
     print(f"{args.passages:,} passages, {mb:.0f} MB, best of {args.repeat} (page cache warm)")
     print(f"| what | seconds at {args.passages:,} | seconds at 1M ({label}) | MB/s |")
     print("| --- | ---: | ---: | ---: |")
     for name, seconds in rows:
-        rate = f"{mb / seconds:,.0f}" if seconds > 1e-4 and "head+tail" not in name else "-"
+        rate = f"{mb / seconds:,.0f}" if "own pass" in name or "hashing as" in name else "-"
         print(f"| {name} | {seconds:.3f} | {seconds * scale:.3f} | {rate} |")
+
+
+def corpus_rows(tsv: Path, out: Path, repeat: int) -> list[tuple[str, float]]:
+    """What the corpus checksums cost: written at build, verified at the first open in a process."""
+    from twotower.data.corpus import Corpus
+    from twotower.io import checksum
+
+    folder = Corpus.build(tsv, out).path
+    sums = checksum.folder_checksums(folder)
+
+    def first_open():
+        checksum.forget_verified()
+        Corpus.open(folder)
+
+    return [
+        ("corpus checksums at build (all files)", best(lambda: checksum.folder_checksums(folder, list(sums)), repeat)),
+        ("Corpus.open, first in a process (verifies)", best(first_open, repeat)),
+        ("Corpus.open, again (verified already)", best(lambda: Corpus.open(folder), repeat)),
+    ]
 
 
 def _sha256(path: Path) -> str:

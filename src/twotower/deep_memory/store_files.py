@@ -94,14 +94,12 @@ def _read(path: Path, info: dict) -> Version:
             verify_file(folder / name, sums.get(name), "store file")
         table = pq.read_table(folder / DOCUMENTS)
         embeddings = np.asarray(load_npy(folder / EMBEDDINGS, "store embeddings"))
-    except (ChecksumError, pa.ArrowInvalid, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise StoreCorruptError(
-            f"{exc}; the store is damaged"
-            if isinstance(exc, ChecksumError)
-            else f"{folder / DOCUMENTS} is unreadable ({exc}); the store is damaged"
-        ) from None
+    except FileNotFoundError:
+        raise  # a writer removed this version meanwhile: the caller reads store.json again
+    except ChecksumError as exc:
+        raise StoreCorruptError(f"{exc}; the store is damaged") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StoreCorruptError(f"{folder / DOCUMENTS} is unreadable ({exc}); the store is damaged") from None
     except ValueError as exc:  # embeddings.npy is not a (n, dim) matrix
         raise StoreCorruptError(f"{exc}; the store is damaged") from None
     if len(table) != len(embeddings) or len(table) != info["count"]:

@@ -62,8 +62,11 @@ def _load_verified(target: Path) -> np.ndarray:
     if len(lines) > 1:
         verify_file(target, lines[1], "embedding cache")
     else:
-        with atomic_path(_key_file(target)) as tmp:
-            tmp.write_text(f"{lines[0]}\n{file_checksum(target)}\n")
+        try:
+            with atomic_path(_key_file(target)) as tmp:
+                tmp.write_text(f"{lines[0]}\n{file_checksum(target)}\n")
+        except OSError as exc:  # a read-only cache: verified from its next write on
+            log.debug("could not record the checksum of %s (%s)", target, exc)
     return np.load(target)
 
 

@@ -208,6 +208,25 @@ def test_a_damaged_embedding_cache_is_embedded_again_with_one_log_line(tmp_path,
     assert len(lines) == 1 and "vectors.npy" in lines[0]
 
 
+def test_an_embedding_cache_written_before_checksums_is_reused_and_gains_one(tmp_path):
+    from twotower.retrieval.embedding_cache import cached_embeddings
+
+    texts = [f"text number {i}" for i in range(50)]
+    calls = []
+
+    def embed(batch: list[str]) -> np.ndarray:
+        calls.append(len(batch))
+        return np.ones((len(batch), 4), dtype=np.float32)
+
+    cached_embeddings(embed, texts, tmp_path / "vectors.npy", progress=False)
+    key = tmp_path / "vectors.npy.key"
+    key.write_text(key.read_text().split()[0])  # the key file as an older twotower wrote it: no checksum
+    as_a_new_process()
+    cached_embeddings(embed, texts, tmp_path / "vectors.npy", progress=False)
+    assert sum(calls) == len(texts)  # reused, not embedded again
+    assert len(key.read_text().split()) == 2  # and its checksum recorded
+
+
 # ------------------------------------------------------------------- a transformer backbone inside a .pt
 
 

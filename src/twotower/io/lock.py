@@ -4,7 +4,8 @@
         ...                                                # re-read what is on disk, then write
 
 The lock file sits beside the target, not inside it: a folder swapped in whole or removed by a failed first
-build keeps its lock. `filelock` (a dependency) does the locking; the lock is released when the process dies.
+build keeps its lock. `filelock` (a dependency) does the locking, `fcntl.flock` where it is missing; either
+way the lock is released when the process dies.
 """
 
 from __future__ import annotations
@@ -27,17 +28,41 @@ def lock_path(target: str | os.PathLike) -> Path:
 @contextmanager
 def folder_lock(target: str | os.PathLike, what: str = "folder") -> Iterator[None]:
     """Hold `target`'s write lock for the block; logs one line when it has to wait for another process."""
-    from filelock import FileLock, Timeout
-
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:  # pragma: no cover - filelock is a dependency
+        with _flock(path, what, target):
+            yield
+        return
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        log.info("waiting for another process writing the %s %s (lock %s)", what, target, path)
+        _waiting(what, target, path)
         lock.acquire(poll_interval=0.005)
     try:
         yield
     finally:
         lock.release()
+
+
+def _waiting(what: str, target: str | os.PathLike, path: Path) -> None:
+    log.warning("waiting for another process writing the %s %s to finish (lock %s)", what, target, path)
+
+
+@contextmanager
+def _flock(path: Path, what: str, target: str | os.PathLike) -> Iterator[None]:  # pragma: no cover
+    import fcntl
+
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _waiting(what, target, path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

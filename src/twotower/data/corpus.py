@@ -95,6 +95,8 @@ class Corpus:
             shutil.rmtree(out)
         with building(out) as tmp:
             info = write_corpus(collection_tsv, tmp, block_bytes, progress)
+            if file_fingerprint(collection_tsv) != fingerprint:  # free: hashed while it was read
+                raise ValueError(f"{collection_tsv} changed while the corpus was built from it; build it again")
             info.update(fingerprint=fingerprint, source=str(collection_tsv), format=FORMAT)
             info["checksums"] = folder_checksums(tmp)  # corpus.arrow, keys.npy, rows.npy
             (tmp / DONE).write_text(json.dumps(info, indent=2))

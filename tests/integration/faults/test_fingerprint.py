@@ -76,3 +76,20 @@ def test_a_file_read_by_a_reader_is_fingerprinted_without_a_second_pass(tmp_path
     os.utime(qrels)  # touched: the remembered fingerprint may be stale, so the file is hashed again
     with pytest.raises(AssertionError, match="a second time"):
         fingerprint.file_fingerprint(qrels)
+
+
+def test_a_collection_edited_while_its_corpus_is_built_is_not_published(tmp_path, monkeypatch):
+    import twotower.data.corpus as corpus_module
+
+    tsv = _collection(tmp_path / "collection.tsv")
+    write = corpus_module.write_corpus
+
+    def write_then_someone_edits(collection_tsv, *args, **kwargs):
+        info = write(collection_tsv, *args, **kwargs)
+        _edit_middle_keeping_size_and_mtime(tsv, b"passage number 0050000", b"PASSAGE NUMBER 0050000")
+        return info
+
+    monkeypatch.setattr(corpus_module, "write_corpus", write_then_someone_edits)
+    with pytest.raises(ValueError, match="changed while the corpus was built"):
+        corpus_module.Corpus.build(tsv, tmp_path / "corpus")
+    assert not (tmp_path / "corpus").exists()

@@ -10,7 +10,7 @@ A checksum is `"<algorithm>:<hex digest>"`: xxh3-128 (xxhash, a dependency; seve
 xxhash is missing; either kind verifies wherever its algorithm is available. A mismatch is `ChecksumError`,
 one line naming the file: a *cache* catches it and rebuilds (`log_rebuild`), a *user artefact* lets it
 through, refused. Files written before checksums were recorded have none (`expected=None`): they load as
-they did, and gain one the next time they are written.
+they did; a built folder gains them at its first open (`verify_or_record`), other files when next written.
 """
 
 from __future__ import annotations

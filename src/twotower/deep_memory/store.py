@@ -171,7 +171,7 @@ class VectorStore:
                 )
         vectors = unit_rows(vectors)
         meta_json = [json.dumps(m) if m is not None else None for m in metadata]
-        with folder_lock(self.path, "Deep Memory store"):
+        with folder_lock(self.path, "Deep Memory store", announce=False):
             # Another process may have added since we looked: start from what is on disk now, or its rows are lost.
             self._use(read_version(self.path))
             self._check_new(ids)

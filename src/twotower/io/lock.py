@@ -26,21 +26,22 @@ def lock_path(target: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def folder_lock(target: str | os.PathLike, what: str = "folder") -> Iterator[None]:
-    """Hold `target`'s write lock for the block; logs one line when it has to wait for another process."""
+def folder_lock(target: str | os.PathLike, what: str = "folder", announce: bool = True) -> Iterator[None]:
+    """Hold `target`'s write lock for the block. Having to wait for another process is one warning line, or
+    a debug one without `announce` (a lock held for milliseconds at a time, as a store's `add` holds it)."""
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         from filelock import FileLock, Timeout
     except ImportError:  # pragma: no cover - filelock is a dependency
-        with _flock(path, what, target):
+        with _flock(path, what, target, announce):
             yield
         return
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        _waiting(what, target, path)
+        _waiting(what, target, path, announce)
         lock.acquire(poll_interval=0.005)
     try:
         yield
@@ -48,19 +49,21 @@ def folder_lock(target: str | os.PathLike, what: str = "folder") -> Iterator[Non
         lock.release()
 
 
-def _waiting(what: str, target: str | os.PathLike, path: Path) -> None:
-    log.warning("waiting for another process writing the %s %s to finish (lock %s)", what, target, path)
+def _waiting(what: str, target: str | os.PathLike, path: Path, announce: bool) -> None:
+    """One line saying why we wait: a warning, or at debug level without `announce`."""
+    level = logging.WARNING if announce else logging.DEBUG
+    log.log(level, "waiting for another process writing the %s %s to finish (lock %s)", what, target, path)
 
 
 @contextmanager
-def _flock(path: Path, what: str, target: str | os.PathLike) -> Iterator[None]:  # pragma: no cover
+def _flock(path: Path, what: str, target: str | os.PathLike, announce: bool) -> Iterator[None]:  # pragma: no cover
     import fcntl
 
     with open(path, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            _waiting(what, target, path)
+            _waiting(what, target, path, announce)
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -139,6 +139,25 @@ def test_a_damaged_triplet_shard_is_rebuilt_with_one_log_line(small_msmarco, cap
     assert len(lines) == 1 and "shard-00002.parquet" in lines[0]
 
 
+def test_a_triplet_set_written_before_checksums_is_reused_and_gains_them(small_msmarco, caplog):
+    import json
+
+    from twotower.data.msmarco import passage_split
+    from twotower.data.prepare import DONE, PrepareConfig, prepare_triplets, triplet_files
+
+    split = passage_split("train", small_msmarco / "msmarco-passage")
+    config = PrepareConfig(shard_rows=50)
+    out = prepare_triplets(split, config, "train-old-set")
+    info = json.loads((out / DONE).read_text())
+    (out / DONE).write_text(json.dumps({k: v for k, v in info.items() if k != "files"}))  # as written before
+
+    with caplog.at_level(logging.INFO):
+        assert prepare_triplets(split, config, "train-old-set") == out
+    assert any("reusing the triplets" in r.getMessage() for r in caplog.records) and not rebuild_lines(caplog)
+    assert json.loads((out / DONE).read_text())["files"] == info["files"]
+    assert len(triplet_files(out)) == info["shards"]
+
+
 # ------------------------------------------------------------------------------------------ Deep Memory store
 
 

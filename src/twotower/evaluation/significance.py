@@ -226,8 +226,12 @@ def ties_with_best(
     marks[best] = "best"
     tested = [n for n, v in per_query.items() if n != best and v and metric in v and "qids" in v]
     p_values = []
-    for name in tested:
-        _, best_v, other_v = paired(best_values, per_query[name], metric)
+    for name in list(tested):
+        try:
+            _, best_v, other_v = paired(best_values, per_query[name], metric)
+        except ValueError:  # scored on other queries (another split): nothing to pair, so no verdict
+            tested.remove(name)
+            continue
         p_values.append(paired_p(best_v, other_v, settings.test, resamples=settings.resamples, seed=settings.seed))
     for name, p in zip(tested, adjust(p_values, settings.correction)):
         marks[name] = "tie" if p >= settings.alpha else "worse"

@@ -30,7 +30,7 @@ from twotower.evaluation.evaluate import (
     save_systems,
     write_metrics,
 )
-from twotower.evaluation.significance import Settings
+from twotower.evaluation.significance import settings_from
 
 
 @hydra.main(version_base="1.3", config_path="pkg://twotower.conf", config_name="evaluate")
@@ -40,7 +40,7 @@ def main(cfg: DictConfig) -> None:
         baselines = build_baselines(cfg.baselines)  # baselines=[bm25,minilm]: configs of conf/baselines/
         ckpts = checkpoint_list(cfg.ckpt, HydraConfig.get().overrides.task)  # ckpt=A ckpt=B or ckpt=[A,B]
         check_settings(ckpts, baselines, cfg.max_queries, cfg.k)
-        settings = Settings(**OmegaConf.to_container(cfg.significance))
+        settings = settings_from(OmegaConf.to_container(cfg.significance))
         split = load_eval_split(cfg.data.dir, cfg.data.split, cfg.data.collection, cfg.data.queries, cfg.data.qrels)
         results = evaluate(split, ckpts, baselines, cfg.max_queries, cfg.k, cfg.device)
         print_table(results)

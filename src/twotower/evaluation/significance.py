@@ -66,6 +66,16 @@ class Settings:
             raise ValueError(f"significance.resamples must be a whole number >= 100, got {self.resamples!r}")
 
 
+def settings_from(config: Mapping | None) -> Settings:
+    """`Settings` from the `significance` node of a config; a key it does not know is refused by name."""
+    config = dict(config or {})
+    known = set(Settings.__dataclass_fields__)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"significance.{unknown[0]} is not a setting; choose from {', '.join(sorted(known))}")
+    return Settings(**config)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One system against the baseline on one metric, over the `n` queries both scored."""

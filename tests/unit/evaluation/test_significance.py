@@ -15,6 +15,7 @@ from twotower.evaluation.significance import (
     compare,
     paired,
     paired_p,
+    settings_from,
     ties_with_best,
 )
 
@@ -193,3 +194,9 @@ def test_pairing_needs_shared_queries_and_the_metric():
 def test_bad_settings_name_the_setting(setting, message):
     with pytest.raises(ValueError, match=message):
         Settings(**setting)
+
+
+def test_an_unknown_significance_setting_is_named():
+    with pytest.raises(ValueError, match=r"significance.alfa is not a setting; choose from alpha, "):
+        settings_from({"alfa": 0.01})
+    assert settings_from({"metrics": ["mrr@10"], "test": "randomization"}).metrics == ("mrr@10",)

@@ -38,6 +38,7 @@ from twotower.deep_memory.embeddings import (
 from twotower.deep_memory.memory import DeepMemory
 from twotower.io.atomic import atomic_path, write_json
 from twotower.io.npy import load_npy
+from twotower.io.output import check_output, mark_output
 from twotower.retrieval.exact import exact_search
 
 FORMAT_VERSION = 1
@@ -45,6 +46,10 @@ FORMAT_VERSION = 1
 
 class StoreCorruptError(ValueError):
     """A store file exists but cannot be read as what it should be."""
+
+
+def _a_store(folder: Path) -> bool:
+    return (folder / "store.json").is_file()
 
 
 class VectorStore:
@@ -56,9 +61,15 @@ class VectorStore:
     {'id': ['b'], 'text': ['second text'], 'score': [...], 'metadata': [{'n': 2}]}
     """
 
-    def __init__(self, path: str | Path, embedding_function: EmbeddingFunction | None = None) -> None:
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: str | Path, embedding_function: EmbeddingFunction | None = None, overwrite: bool = False
+    ) -> None:
+        """Open the store at `path`, or create it in a new or empty folder; any other folder is refused (its
+        `data/` would be replaced) unless `overwrite=True`."""
+        self.path = check_output(path, "store", overwrite=overwrite, recognise=_a_store, flag="overwrite=True")
+        if not self.path.exists() or not any(self.path.iterdir()):
+            self.path.mkdir(parents=True, exist_ok=True)
+            mark_output(self.path, "store")
         self._embedding_function = embedding_function
         self._loaded_count = -1
         self._ids: list[str] = []

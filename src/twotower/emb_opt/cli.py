@@ -7,7 +7,8 @@
 
 Writes into the run folder: log/ (SearchLog.save), results.parquet (every item seen, best first),
 trajectories.png and best_so_far.png. A step that raises still leaves the log and plots of the
-iterations before it, then the command fails.
+iterations before it, then the command fails. A run folder (`hydra.run.dir=...`) emb-opt did not write is
+refused unless `overwrite=true`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
 from twotower.io.atomic import atomic_path
 from twotower.io.npy import load_npy
+from twotower.io.output import claim_run_folder
 
 CONF_DIR = PACKAGE_CONF / "emb_opt"
+OUTPUTS = ("log", "results.parquet", "trajectories.png", "best_so_far.png", "error.txt")
+"""What a search writes into its run folder (one an earlier run wrote may be written again)."""
 
 
 def build_runner(cfg: DictConfig) -> Runner:
@@ -109,6 +113,8 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = HydraConfig.get().runtime.output_dir
+    with user_errors():  # a folder of the user's (hydra.run.dir=...) is refused before anything is written to it
+        claim_run_folder(out_dir, "emb-opt", cfg.get("overwrite", False), own=OUTPUTS)
     with user_errors(trace_dir=out_dir):  # a bad setting or file: one line, exit 1 (HYDRA_FULL_ERROR=1: traceback)
         run_search(cfg, out_dir)
 

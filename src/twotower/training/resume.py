@@ -5,6 +5,11 @@ every epoch. Resuming reuses that config, so a resumed run cannot silently conti
 overwrite `config.yaml` or mix evaluations of different sizes in `metrics.json`. A few keys may change on
 resume (more epochs, other devices); any other override that differs from the saved config is refused.
 
+A run folder is self-contained: paths in the saved config that lay under the folder the run was started in
+(checkpoints, loggers, `trainer.default_root_dir`) are re-rooted under the folder being resumed, so resuming a
+copied or moved run never writes into the original. `config.yaml` must still say what the run was trained
+under: it is compared with the config `last.ckpt` carries, and an edited file is refused naming the keys.
+
 `config.yaml` is a file a user passes back: configs of older layouts are upgraded, the negative sources it
 names are built only from our own classes (`twotower.data.negatives.SOURCES`), and every other `_target_` in it
 must be one the configs we ship name (`twotower.conf.shipped_targets`): a crafted file cannot make resuming
@@ -24,6 +29,8 @@ from twotower.conf import shipped_targets
 from twotower.conf.aliases import upgrade_overrides, upgrade_run_config
 from twotower.data.negatives import SOURCES, check_source_config
 from twotower.data.prepare import upgrade_data
+from twotower.models.checkpoint import CheckpointError
+from twotower.models.module import RUN_CONFIG_KEY
 
 # Settings that do not change what is trained: a run may be extended, moved to other hardware, logged or
 # monitored otherwise.
@@ -44,6 +51,10 @@ IGNORED = ("ckpt_path", "paths", "hydra")
 
 class ResumeConflict(ValueError):
     """A resume asked for settings other than the run's own."""
+
+
+class EditedConfigError(ValueError):
+    """A run's config.yaml no longer says what its last.ckpt was trained under."""
 
 
 class ForeignTargetError(ValueError):
@@ -93,13 +104,31 @@ def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
+def rerooted(node: Any, old: str, new: str) -> Any:
+    """`node` with every path string under the folder `old` (or `old` itself) moved under `new`."""
+    if isinstance(node, dict):
+        return {key: rerooted(value, old, new) for key, value in node.items()}
+    if isinstance(node, list):
+        return [rerooted(value, old, new) for value in node]
+    old = old.rstrip("/")
+    if isinstance(node, str) and old and (node == old or node.startswith(old + "/")):
+        return new + node[len(old) :]
+    return node
+
+
+def _rooted(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """A saved run config re-rooted from the folder it ran in (its `paths.run_dir`) to `run_dir`."""
+    old = (config.get("paths") or {}).get("run_dir")
+    return rerooted(config, old, str(run_dir)) if isinstance(old, str) else config
+
+
 def check_resume(run_dir: Path, cfg: DictConfig) -> None:
     """Before a run with `ckpt_path` writes anything into an existing run folder: its settings must be the
     saved ones (a changed `trainer.max_epochs` and the like excepted)."""
     saved_path = run_dir / "config.yaml"
     if not cfg.get("ckpt_path") or not saved_path.exists():
         return
-    saved = _upgraded(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    saved = _rooted(_upgraded(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)), run_dir)
     differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
     if differences:
         raise ResumeConflict(
@@ -109,9 +138,44 @@ def check_resume(run_dir: Path, cfg: DictConfig) -> None:
         )
 
 
+def checkpoint_config(last: Path) -> dict[str, Any] | None:
+    """The run config a Lightning `last.ckpt` of ours was trained under (None for runs older than that
+    record); a truncated or foreign file is one `CheckpointError` naming it. Read without building anything."""
+    import torch
+
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{last} is damaged or truncated ({type(exc).__name__}), so the run cannot resume from it; its "
+            "best.pt and last.pt still load, or start a new run"
+        ) from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{last} is not a Lightning checkpoint of a twotower run (no state_dict)")
+    config = state.get(RUN_CONFIG_KEY)
+    return config if isinstance(config, dict) else None
+
+
+def _check_unedited(config: dict[str, Any], last: Path, run_dir: Path) -> None:
+    recorded = checkpoint_config(last)
+    if recorded is None:
+        return
+    # Keys that may change on resume are not compared: a resume that stopped before its first epoch ended
+    # has rewritten config.yaml with them already.
+    edited = conflicts(config, _rooted(_upgraded(recorded), run_dir))
+    if edited:
+        raise EditedConfigError(
+            f"{run_dir / 'config.yaml'} was edited after {last.name} was written: "
+            f"{'; '.join(e.replace(' not ', ' but ' + last.name + ' was trained with ') for e in edited[:3])}"
+            f"{' (and more)' if len(edited) > 3 else ''}. Put the file back; settings change on the command "
+            f"line (`twotower resume {run_dir} trainer.max_epochs=N`)"
+        )
+
+
 def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The run's saved config with `ckpt_path` at its last.ckpt and the allowed `overrides` applied."""
-    run_dir = Path(run_dir)
+    """The run's saved config with `ckpt_path` at its last.ckpt and the allowed `overrides` applied; every
+    path the run writes re-rooted under `run_dir` (a copied or moved run never writes into the original)."""
+    run_dir = Path(run_dir).absolute()
     saved = run_dir / "config.yaml"
     last = run_dir / "checkpoints" / "last.ckpt"
     for path, what in ((saved, "config.yaml"), (last, "checkpoints/last.ckpt")):
@@ -120,6 +184,8 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     config = _upgraded(OmegaConf.to_container(OmegaConf.load(saved)))
     # This config gets built: only what our configs name, and negative sources registered besides.
     check_targets(config, shipped_targets() | SOURCES.keys())
+    config = _rooted(config, run_dir)
+    _check_unedited(config, last, run_dir)
     cfg = OmegaConf.create(config)
     for item in upgrade_overrides(overrides):
         key, sep, value = item.partition("=")

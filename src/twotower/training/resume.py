@@ -12,8 +12,9 @@ under: it is compared with the config `last.ckpt` carries, and an edited file is
 
 `config.yaml` is a file a user passes back: configs of older layouts are upgraded, the negative sources it
 names are built only from our own classes (`twotower.data.negatives.SOURCES`), and every other `_target_` in it
-must be one the configs we ship name (`twotower.conf.shipped_targets`): a crafted file cannot make resuming
-import or call anything else.
+must be one of twotower's own classes or a third-party class allowed by name (`twotower.conf.run_targets`),
+checked on every key before anything is imported: a crafted file cannot make resuming import or call anything
+else (a generic callable such as `hydra.utils.get_method` is never allowed).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from twotower.conf import shipped_targets
+from twotower.conf import run_targets
 from twotower.conf.aliases import upgrade_overrides, upgrade_run_config
 from twotower.data.negatives import SOURCES, check_source_config
 from twotower.data.prepare import upgrade_data
@@ -58,21 +59,21 @@ class EditedConfigError(ValueError):
 
 
 class ForeignTargetError(ValueError):
-    """A stored run config names a `_target_` that none of the configs we ship names."""
+    """A stored run config names a `_target_` that is not one of twotower's classes or allowed by name."""
 
 
 def check_targets(node: Any, allowed: Collection[str], where: str = "") -> None:
-    """Refuse, naming its key, the first `_target_` under `node` that is not in `allowed`."""
+    """Refuse, naming its key, the first `_target_` under `node` that is not in `allowed`. Every key is
+    looked at (an interpolation may pull any node into one that is built); nothing is imported."""
     if isinstance(node, dict):
         target = node.get("_target_")
-        if isinstance(target, str) and target not in allowed:
+        if "_target_" in node and not (isinstance(target, str) and target in allowed):
             raise ForeignTargetError(
-                f"config.yaml sets {where or 'the root'}._target_={target!r}, which no config "
-                "twotower ships names; refusing to build it (train a new run instead)"
+                f"config.yaml sets {where or 'the root'}._target_={target!r}, which is not one of twotower's "
+                "own classes nor a class it allows by name; refusing to import or build it (train a new run instead)"
             )
         for key, value in node.items():
-            if key not in IGNORED:
-                check_targets(value, allowed, f"{where}.{key}" if where else str(key))
+            check_targets(value, allowed, f"{where}.{key}" if where else str(key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
             check_targets(value, allowed, f"{where}[{i}]")
@@ -183,7 +184,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
             raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
     config = _upgraded(OmegaConf.to_container(OmegaConf.load(saved)))
     # This config gets built: only what our configs name, and negative sources registered besides.
-    check_targets(config, shipped_targets() | SOURCES.keys())
+    check_targets(config, run_targets() | SOURCES.keys())
     config = _rooted(config, run_dir)
     _check_unedited(config, last, run_dir)
     cfg = OmegaConf.create(config)

@@ -15,26 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from twotower import api
 from twotower.cli import main
 
-TINY = [
-    "data.batch_size=32",
-    "trainer.limit_train_batches=2",
-    "logger=csv",
-    "tokenizer=glove",
-    "negatives=random",
-    "model.tower.output_dim=16",
-    "eval_max_queries=20",
-    "trainer.max_epochs=1",
-]
 
-
-@pytest.fixture(scope="module")
-def original(small_msmarco, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "original"
-    api.train(TINY, config={"data": {"dir": str(small_msmarco)}}, run_dir=run_dir)
-    return run_dir
+@pytest.fixture
+def original(trained_run) -> Path:
+    return trained_run
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

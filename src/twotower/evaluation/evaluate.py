@@ -98,6 +98,9 @@ def check_settings(ckpt: str | None, baselines: Sequence[str] | Mapping, max_que
     """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
     if not ckpt and not baselines:
         raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
+    if ckpt and not Path(ckpt).is_file():
+        what = "is a folder, not a checkpoint file" if Path(ckpt).is_dir() else "does not exist"
+        raise FileNotFoundError(f"ckpt={ckpt} {what}: give a twotower best.pt or last.pt")
     if max_queries is not None and (
         isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
     ):

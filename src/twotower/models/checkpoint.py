@@ -91,8 +91,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             f"refusing to write {path}: the weights hold NaN or inf ({', '.join(bad[:3])}); "
             "training diverged (lower optim.lr)"
         )
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload, "checksum": tensors_checksum(payload)}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        # Through a Python file: a full disk is an OSError(ENOSPC), not torch's opaque RuntimeError.
+        torch.save({"format": FORMAT, **payload, "checksum": tensors_checksum(payload)}, f)
     return Path(path)
 
 

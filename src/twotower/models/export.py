@@ -47,9 +47,24 @@ def export_sentence_transformer(
     st = SentenceTransformer(modules=[router], device="cpu")
     with atomic_path(out) as tmp:
         st.save(str(tmp))
+        _check_whole(tmp, out)
         (tmp / "README.md").write_text(model_card(payload, out.name))
         mark_output(tmp, "export")
     return out
+
+
+def _check_whole(folder: Path, out: Path) -> None:
+    """Every weights file opens: safetensors does not report a full disk, it leaves a short file."""
+    from safetensors import safe_open
+
+    for path in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as exc:
+            raise ExportError(
+                f"{path.relative_to(folder)} was not written whole ({exc}); is the disk full? nothing was kept at {out}"
+            ) from None
 
 
 def _exported(folder: Path) -> bool:

@@ -66,14 +66,18 @@ def check_output(
     recognise: Callable[[Path], bool] | None = None,
     flag: str = "--overwrite",
     noun: str | None = None,
+    replace_own: bool = True,
+    hint: str = "choose a new folder",
 ) -> Path:
     """Return `path` if `command` may write it, else raise `OutputExistsError` (see the module doc).
 
-        `folder=False` checks a file output: an existing file is replaced only if `recognise(path)` says it is one
-        this command writes (a TREC run) or with `overwrite`. `ignore` lists glob patterns of entries that do not count as contents (what Hydra writes into its run
-        folder before our code runs: `.hydra`, `*.log`). `recognise(folder)` tells a folder this command wrote
-        before markers existed. `flag` is how the user says `overwrite` and `noun` what the folder should be
-    (both named in the message: "... is not a twotower index ...").
+    `folder=False` checks a file output: an existing file is replaced only if `recognise(path)` says it is one
+    this command writes (a TREC run) or with `overwrite`. `ignore` lists glob patterns of entries that do not
+    count as contents (what Hydra writes into its run folder before our code runs). `recognise(folder)` tells a
+    folder this command wrote before markers existed. `flag` is how the user says `overwrite`, `noun` what the
+    folder should be (both named in the message: "... is not a twotower index ..."). `replace_own=False`
+    refuses the command's own earlier output too (a training run is resumed, never trained over), suggesting
+    `hint` instead.
     """
     path = Path(path)
     if not folder:
@@ -89,11 +93,14 @@ def check_output(
     if not path.is_dir():
         raise OutputExistsError(f"{path} is a file, not a folder; give a new or empty folder to write into")
     maker = written_by(path)
-    if maker == command:
-        return path
     contents = sorted(p.name for p in path.iterdir() if p.name != MARKER and not any(p.match(g) for g in ignore))
-    if maker is None and (not contents or (recognise is not None and recognise(path))):
+    own = maker == command or (maker is None and contents and recognise is not None and recognise(path))
+    if (own and replace_own) or (maker in (None, command) and not contents):
         return path
+    if own and not overwrite:
+        raise OutputExistsError(
+            f"{path} already holds a twotower {command} output; {hint}, or pass {flag} to replace it"
+        )
     if overwrite:
         log.warning("%s: replacing %s, which twotower %s did not write (%s)", command, path, command, flag)
         return path
@@ -105,11 +112,18 @@ def check_output(
     )
 
 
-HYDRA_FILES = (".hydra", "*.log")
+HYDRA_FILES = (".hydra", "*.log", ".pl_hydra_rank_*")
 """What Hydra writes into its run folder before our code runs: not the user's, never counted as contents."""
 
 
-def claim_run_folder(folder: str | os.PathLike, command: str, overwrite: bool, own: Sequence[str] = ()) -> Path:
+def claim_run_folder(
+    folder: str | os.PathLike,
+    command: str,
+    overwrite: bool,
+    own: Sequence[str] = (),
+    replace_own: bool = True,
+    hint: str = "choose a new folder",
+) -> Path:
     """For Hydra entry points (`evaluate.py`, `emb-opt`): check the run folder (`hydra.run.dir`) and mark it.
 
     Hydra has already created it; it may hold Hydra's own files, and, from a run before markers existed, the
@@ -123,6 +137,8 @@ def claim_run_folder(folder: str | os.PathLike, command: str, overwrite: bool, o
         recognise=lambda p: all(e.name in own or any(e.match(g) for g in HYDRA_FILES) for e in p.iterdir()),
         flag="overwrite=true",
         noun=f"{command} output folder",
+        replace_own=replace_own,
+        hint=hint,
     )
     path.mkdir(parents=True, exist_ok=True)
     mark_output(path, command)

@@ -47,7 +47,7 @@ MAY_CHANGE = (
     "logger",
     "callbacks",
 )
-IGNORED = ("ckpt_path", "paths", "hydra")
+IGNORED = ("ckpt_path", "paths", "hydra", "overwrite")
 
 
 class ResumeConflict(ValueError):

@@ -15,11 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from twotower.conf.aliases import place_groups
+from twotower.io.output import claim_run_folder
 from twotower.models.build import build_two_tower, tower_class_of
 from twotower.models.module import TwoTowerModule
 from twotower.training.resume import check_resume
 
 log = logging.getLogger(__name__)
+
+
+RUN_FILES = ("config.yaml", "checkpoints", "metrics.json", "csv", "wandb", "error.txt")
+"""What a training run writes into its folder (a folder of only these, from before output markers, is a run)."""
 
 
 class OutOfMemory(ValueError):
@@ -73,6 +78,16 @@ def train(cfg: DictConfig) -> TrainResult:
     validate_config(cfg)  # bad settings fail here, before any data work
     run_dir = Path(cfg.paths.run_dir)
     check_resume(run_dir, cfg)  # a resume in place keeps the run's own settings
+    if not cfg.get("ckpt_path") and os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0":
+        # A new run never lands on a user's folder or over a finished run (DDP's other ranks share rank 0's).
+        claim_run_folder(
+            run_dir,
+            "train",
+            bool(cfg.get("overwrite", False)),
+            own=RUN_FILES,
+            replace_own=False,
+            hint=f"resume it with `twotower resume {run_dir}` or choose a new hydra.run.dir",
+        )
     L.seed_everything(cfg.seed, workers=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The full config as it ran goes into every .pt checkpoint and beside the run.

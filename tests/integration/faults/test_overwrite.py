@@ -159,3 +159,24 @@ def test_evaluate_py_refuses_a_users_output_folder(precious, checkpoint):
     assert out.returncode == 1
     assert "not a twotower evaluate output folder" in one_error_line(out.stderr)
     assert untouched(precious) and not (precious / "error.txt").exists()
+
+
+def test_training_never_lands_on_a_users_folder_or_over_a_finished_run(precious, trained_run, tmp_path):
+    import shutil
+
+    from twotower import api
+    from twotower.errors import UserError
+
+    data = {"data": {"dir": str(tmp_path / "no-data")}}  # refused before any data work
+    with pytest.raises(UserError, match="thesis exists and is not a twotower train output folder"):
+        api.train([], config=data, run_dir=precious)
+    assert untouched(precious) and not (precious / "config.yaml").exists()
+
+    finished = tmp_path / "finished"
+    shutil.copytree(trained_run, finished)
+    before = (finished / "checkpoints" / "best.pt").read_bytes()
+    with pytest.raises(
+        UserError, match=f"already holds a twotower train output; resume it with `twotower resume {finished}`"
+    ):
+        api.train([], config=data, run_dir=finished)
+    assert (finished / "checkpoints" / "best.pt").read_bytes() == before

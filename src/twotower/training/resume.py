@@ -90,8 +90,26 @@ def conflicts(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -
         if isinstance(a, dict) and isinstance(b, dict):
             out += conflicts(a, b, name + ".")
         elif a != b:
-            out.append(f"{name} is {a!r} in the run's config.yaml, not {b!r}")
+            out.append(f"{name} is {_short(a)} in the run's config.yaml, not {_short(b)}")
     return out
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...}"
+
+
+def load_run_config(path: Path, resolve: bool = False) -> dict[str, Any]:
+    """A run's config.yaml as a dict; a file that is not YAML, or not a mapping of settings, is one clear error."""
+    try:
+        loaded = OmegaConf.load(path)
+        config = OmegaConf.to_container(loaded, resolve=resolve) if isinstance(loaded, DictConfig) else None
+    except (yaml.YAMLError, ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path} is not a readable run config ({first}); put the run's own config.yaml back") from None
+    if not config:
+        raise ValueError(f"{path} holds no run config (it is empty or not a mapping of settings)")
+    return config
 
 
 def _upgraded(saved: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +147,7 @@ def check_resume(run_dir: Path, cfg: DictConfig) -> None:
     saved_path = run_dir / "config.yaml"
     if not cfg.get("ckpt_path") or not saved_path.exists():
         return
-    saved = _rooted(_upgraded(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)), run_dir)
+    saved = _rooted(_upgraded(load_run_config(saved_path, resolve=True)), run_dir)
     differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
     if differences:
         raise ResumeConflict(
@@ -182,7 +200,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     for path, what in ((saved, "config.yaml"), (last, "checkpoints/last.ckpt")):
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a resumable run folder: no {what}")
-    config = _upgraded(OmegaConf.to_container(OmegaConf.load(saved)))
+    config = _upgraded(load_run_config(saved))
     # This config gets built: only what our configs name, and negative sources registered besides.
     check_targets(config, run_targets() | SOURCES.keys())
     config = _rooted(config, run_dir)

@@ -181,3 +181,21 @@ def test_evaluate_py_names_a_missing_ckpt_before_loading_any_data(tmp_path):
     assert out.returncode == 1
     line = one_line(out.stderr)
     assert line.startswith(f"error: FileNotFoundError: ckpt={tmp_path / 'nope.pt'} does not exist")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data: [unclosed\n", "config.yaml is not a readable run config"),
+        ("- a list\n", "config.yaml holds no run config"),
+        ("", "config.yaml holds no run config"),
+    ],
+)
+def test_a_junk_config_yaml_is_one_line_naming_it(trained_run, tmp_path, capsys, text, message):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "config.yaml").write_text(text)
+
+    assert main(["resume", str(run)]) == 1
+
+    assert f"{run}/{message}" in one_line(capsys.readouterr().err)

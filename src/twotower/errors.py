@@ -43,7 +43,10 @@ def _unwrapped(exc: BaseException) -> BaseException:
 class UserError(Exception):
     """Base of twotower's own errors whose message alone lets the user fix the problem (a setting, a path, a
     file's content). Subsystems derive their errors from it, or from `ValueError` / `FileNotFoundError`;
-    this module imports none of them."""
+    this module imports none of them. `writes_trace = False` on a subclass keeps `error.txt` out of the
+    trace folder (an output folder that is not ours)."""
+
+    writes_trace = True
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -100,7 +103,7 @@ def user_errors(trace_dir: str | os.PathLike | None = None) -> Iterator[None]:
         trace = traceback.format_exc()
         log.debug("user error, full traceback:\n%s", trace)
         where = ""
-        if trace_dir is not None:
+        if trace_dir is not None and getattr(_unwrapped(exc), "writes_trace", True):
             with contextlib.suppress(OSError):
                 path = Path(trace_dir) / "error.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)

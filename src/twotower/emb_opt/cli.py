@@ -30,7 +30,7 @@ from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
 from twotower.io.atomic import atomic_path
 from twotower.io.npy import load_npy
-from twotower.io.output import claim_run_folder
+from twotower.io.output import check_run_dir_argument, claim_run_folder
 
 CONF_DIR = PACKAGE_CONF / "emb_opt"
 OUTPUTS = ("log", "results.parquet", "trajectories.png", "best_so_far.png", "error.txt")
@@ -108,8 +108,18 @@ def _report(console: Any, log: SearchLog, runner: Runner, seconds: float, out_di
     )
 
 
+def main() -> None:
+    """`python -m twotower.emb_opt.cli [overrides]` (and `twotower emb-opt`): a `hydra.run.dir=` that is not
+    ours is refused before Hydra writes into it."""
+    import sys
+
+    with user_errors():
+        check_run_dir_argument(sys.argv[1:], "emb-opt", own=OUTPUTS)
+    _hydra_main()
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = HydraConfig.get().runtime.output_dir

@@ -28,6 +28,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from twotower.errors import UserError
 
@@ -39,6 +40,8 @@ MARKER = ".twotower-output"
 
 class OutputExistsError(UserError):
     """The output path exists and is not something this command wrote: refused unless `--overwrite`."""
+
+    writes_trace = False  # the folder is not ours: no error.txt goes into it
 
 
 def written_by(folder: str | os.PathLike) -> str | None:
@@ -123,11 +126,14 @@ def claim_run_folder(
     own: Sequence[str] = (),
     replace_own: bool = True,
     hint: str = "choose a new folder",
+    mark: bool = True,
 ) -> Path:
-    """For Hydra entry points (`evaluate.py`, `emb-opt`): check the run folder (`hydra.run.dir`) and mark it.
+    """For Hydra entry points (`train.py`, `evaluate.py`, `emb-opt`): check the run folder (`hydra.run.dir`)
+    and mark it as `command`'s.
 
-    Hydra has already created it; it may hold Hydra's own files, and, from a run before markers existed, the
-    files `own` names (e.g. `metrics.json`). Anything else is refused unless `overwrite=true`.
+    It may hold Hydra's own files, and, from a run before markers existed, the files `own` names (e.g.
+    `metrics.json`). Anything else is refused unless `overwrite=true`; `replace_own=False` refuses the
+    command's own earlier output too (see `check_output`). `mark=False` only checks.
     """
     path = check_output(
         folder,
@@ -140,9 +146,30 @@ def claim_run_folder(
         replace_own=replace_own,
         hint=hint,
     )
-    path.mkdir(parents=True, exist_ok=True)
-    mark_output(path, command)
+    if mark:
+        path.mkdir(parents=True, exist_ok=True)
+        mark_output(path, command)
     return path
 
 
-__all__ = ["MARKER", "OutputExistsError", "check_output", "claim_run_folder", "mark_output", "written_by"]
+def check_run_dir_argument(argv: Sequence[str], command: str, unless: Sequence[str] = (), **rules: Any) -> None:
+    """Before Hydra starts, which writes `.hydra/` and a log into `hydra.run.dir` before our code runs: the same
+    check as `claim_run_folder` (`rules`: own, replace_own, hint) for a `hydra.run.dir=` given in `argv`.
+    Nothing to do for a multirun, or when a key in `unless` is set (`ckpt_path`: a resume in place)."""
+    values = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    folder = values.get("hydra.run.dir")
+    if not folder or {"-m", "--multirun"} & set(argv) or any(values.get(k, "null") != "null" for k in unless):
+        return
+    overwrite = values.get("overwrite", "false").lower() == "true"
+    claim_run_folder(folder, command, overwrite, mark=False, **rules)
+
+
+__all__ = [
+    "MARKER",
+    "OutputExistsError",
+    "check_output",
+    "check_run_dir_argument",
+    "claim_run_folder",
+    "mark_output",
+    "written_by",
+]

@@ -150,7 +150,7 @@ def test_emb_opt_refuses_a_users_run_folder_before_writing_into_it(precious):
 
     assert out.returncode == 1
     assert "not a twotower emb-opt output folder" in one_error_line(out.stderr)
-    assert untouched(precious) and not (precious / "results.parquet").exists()
+    assert untouched(precious) and sorted(p.name for p in precious.iterdir()) == ["chapter1.tex", "data"]
 
 
 def test_evaluate_py_refuses_a_users_output_folder(precious, checkpoint):
@@ -158,7 +158,7 @@ def test_evaluate_py_refuses_a_users_output_folder(precious, checkpoint):
 
     assert out.returncode == 1
     assert "not a twotower evaluate output folder" in one_error_line(out.stderr)
-    assert untouched(precious) and not (precious / "error.txt").exists()
+    assert untouched(precious) and sorted(p.name for p in precious.iterdir()) == ["chapter1.tex", "data"]
 
 
 def test_training_never_lands_on_a_users_folder_or_over_a_finished_run(precious, trained_run, tmp_path):

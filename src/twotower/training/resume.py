@@ -145,7 +145,13 @@ def check_resume(run_dir: Path, cfg: DictConfig) -> None:
     """Before a run with `ckpt_path` writes anything into an existing run folder: its settings must be the
     saved ones (a changed `trainer.max_epochs` and the like excepted)."""
     saved_path = run_dir / "config.yaml"
-    if not cfg.get("ckpt_path") or not saved_path.exists():
+    if not cfg.get("ckpt_path"):
+        return
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt} does not exist: give a run's checkpoints/last.ckpt")
+    checkpoint_config(ckpt)  # a truncated file is one line now, not a traceback after the data work
+    if not saved_path.exists():
         return
     saved = _rooted(_upgraded(load_run_config(saved_path, resolve=True)), run_dir)
     differences = conflicts(saved, OmegaConf.to_container(cfg, resolve=True))

@@ -199,3 +199,16 @@ def test_a_junk_config_yaml_is_one_line_naming_it(trained_run, tmp_path, capsys,
     assert main(["resume", str(run)]) == 1
 
     assert f"{run}/{message}" in one_line(capsys.readouterr().err)
+
+
+def test_a_missing_or_truncated_ckpt_path_is_named_before_any_data_work(trained_run, tmp_path):
+    from twotower.models.checkpoint import CheckpointError
+
+    no_data = {"data": {"dir": str(tmp_path / "no-data")}}
+    with pytest.raises(FileNotFoundError, match=f"^ckpt_path={tmp_path / 'nope.ckpt'} does not exist"):
+        api.train([f"ckpt_path={tmp_path / 'nope.ckpt'}"], config=no_data, run_dir=tmp_path / "a")
+
+    torn = tmp_path / "torn.ckpt"
+    torn.write_bytes((trained_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=f"^{torn} is damaged or truncated"):
+        api.train([f"ckpt_path={torn}"], config=no_data, run_dir=tmp_path / "b")

@@ -70,3 +70,15 @@ def test_an_edited_config_yaml_is_refused_naming_the_keys(original, tmp_path, ca
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "config.yaml was edited" in err[0] and "data.batch_size is 64" in err[0], err
     assert snapshot(copy) == before
+
+
+def test_resuming_keeps_the_csv_log_of_the_epochs_before(original, tmp_path):
+    import csv
+
+    run = tmp_path / "run"
+    shutil.copytree(original, run)
+
+    assert main(["resume", str(run), "trainer.max_epochs=2"]) == 0
+
+    rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
+    assert sorted({int(r["epoch"]) for r in rows if r.get("eval/mrr@10")}) == [-1, 0, 1]

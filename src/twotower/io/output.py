@@ -155,7 +155,10 @@ def claim_run_folder(
 def check_run_dir_argument(argv: Sequence[str], command: str, unless: Sequence[str] = (), **rules: Any) -> None:
     """Before Hydra starts, which writes `.hydra/` and a log into `hydra.run.dir` before our code runs: the same
     check as `claim_run_folder` (`rules`: own, replace_own, hint) for a `hydra.run.dir=` given in `argv`.
-    Nothing to do for a multirun, or when a key in `unless` is set (`ckpt_path`: a resume in place)."""
+    Nothing to do for a multirun, a DDP rank other than 0, or when a key in `unless` is set (`ckpt_path`: a
+    resume in place)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("RANK", "0") != "0":
+        return  # a DDP rank Lightning started: rank 0 checked this folder and is writing into it
     values = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
     folder = values.get("hydra.run.dir")
     if not folder or {"-m", "--multirun"} & set(argv) or any(values.get(k, "null") != "null" for k in unless):

@@ -48,10 +48,6 @@ class StoreCorruptError(ValueError):
     """A store file exists but cannot be read as what it should be."""
 
 
-def _a_store(folder: Path) -> bool:
-    return (folder / "store.json").is_file()
-
-
 class VectorStore:
     """Documents with cached embeddings in a folder, exact cosine search, and trainable deep memory.
 
@@ -66,7 +62,9 @@ class VectorStore:
     ) -> None:
         """Open the store at `path`, or create it in a new or empty folder; any other folder is refused (its
         `data/` would be replaced) unless `overwrite=True`."""
-        self.path = check_output(path, "store", overwrite=overwrite, recognise=_a_store, flag="overwrite=True")
+        self.path = check_output(
+            path, "store", overwrite=overwrite, recognise=lambda p: (p / "store.json").is_file(), flag="overwrite=True"
+        )
         if not self.path.exists() or not any(self.path.iterdir()):
             self.path.mkdir(parents=True, exist_ok=True)
             mark_output(self.path, "store")

@@ -8,8 +8,10 @@ Beside `metrics.json` the output folder gets, per system, `systems/<name>/run.tr
 
 A mistake the user can fix (a missing file, a bad setting) prints one line, `error: <Type>: <message>`, and
 exits 1; the full traceback goes to `error.txt` in the output folder (`HYDRA_FULL_ERROR=1` shows it instead).
+An output folder (`hydra.run.dir=...`) that evaluate did not write is refused unless `overwrite=true`.
 """
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -31,11 +33,17 @@ from twotower.evaluation.evaluate import (
     write_metrics,
 )
 from twotower.evaluation.significance import settings_from
+from twotower.io.output import check_run_dir_argument, claim_run_folder
+
+OWN = ("metrics.json", "error.txt", "systems", "comparison.json", "comparison.md")
+"""What evaluate.py writes into its output folder."""
 
 
 @hydra.main(version_base="1.3", config_path="pkg://twotower.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    with user_errors():  # a folder of the user's (hydra.run.dir=...) is refused before anything is written to it
+        claim_run_folder(out_dir, "evaluate", cfg.get("overwrite", False), own=OWN)
     with user_errors(trace_dir=out_dir):
         baselines = build_baselines(cfg.baselines)  # baselines=[bm25,minilm]: configs of conf/baselines/
         ckpts = checkpoint_list(cfg.ckpt, HydraConfig.get().overrides.task)  # ckpt=A ckpt=B or ckpt=[A,B]
@@ -55,4 +63,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with user_errors():  # before Hydra writes .hydra/ into a hydra.run.dir that is not ours
+        check_run_dir_argument(sys.argv[1:], "evaluate", own=OWN)
     main()

@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 
 from twotower.conf.aliases import upgrade_overrides
 from twotower.errors import user_errors
-from twotower.training.run import train
+from twotower.io.output import check_run_dir_argument
+from twotower.training.run import RUN_FILES, train
 
 log = logging.getLogger("train")
 
@@ -43,4 +44,13 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv[1:] = upgrade_overrides(sys.argv[1:])  # old keys (`negatives.depth=30`) still work
+    with user_errors():  # before Hydra writes .hydra/ into a hydra.run.dir that is a user's folder or a run
+        check_run_dir_argument(
+            sys.argv[1:],
+            "train",
+            unless=("ckpt_path",),
+            own=RUN_FILES,
+            replace_own=False,
+            hint="resume it with `twotower resume DIR` or choose a new hydra.run.dir",
+        )
     main()

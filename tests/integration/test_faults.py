@@ -168,10 +168,11 @@ def test_two_index_builds_into_one_folder_both_succeed_and_leave_one_complete_in
 
     assert [first.returncode, second.returncode] == [0, 0], [err[-1500:] for _, err in outputs]
     assert "waiting for another process writing the index" in outputs[1][1]  # the second said why it waited
+    from twotower.io.output import MARKER
     from twotower.search import Searcher, read_manifest
 
     manifest = read_manifest(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted([*manifest.files, "manifest.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*manifest.files, "manifest.json", MARKER])
     with Searcher.load(out) as searcher:
         assert len(searcher) == manifest.count == 2000
 

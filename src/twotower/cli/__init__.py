@@ -128,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug or not _user_error(exc):
             raise
         from rich.console import Console
-
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its text
         from rich.text import Text
+
+        from twotower.errors import user_message
+
+        name, message = user_message(exc)
+        message = f"{name}: {message}" if name == "DiskFull" else message
 
         # A Text, not markup: messages quote ids and paths that may hold [brackets].
         Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), str(message)))

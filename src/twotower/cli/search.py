@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from twotower.io.console import console as make_console
 
@@ -46,6 +47,9 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device for encoding (default: cuda when available)")
     parser.add_argument(
         "--add", action="store_true", help="add the collection's documents to the existing index at --out"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out even if it is a folder twotower index did not write"
     )
     parser.add_argument(
         "--skip-existing", action="store_true", help="with --add: skip ids already indexed instead of failing"
@@ -94,6 +98,7 @@ def run_index(args: argparse.Namespace) -> int:
         milvus_uri=args.milvus_uri,
         batch_size=args.batch_size,
         device=args.device,
+        overwrite=args.overwrite,
     )
     table = Table(title=f"index built: {args.out}", show_header=False, title_style="bold green")
     table.add_column(style="dim")
@@ -122,6 +127,7 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--interactive", "-i", action="store_true", help="type queries, see results, :q to quit")
     mode.add_argument("--queries", help="queries file (qid<TAB>query): batch mode, needs --run-out")
     parser.add_argument("--run-out", help="TREC run file to write in batch mode (qid Q0 docid rank score tag)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --run-out even if it is not a TREC run")
     parser.add_argument("--qrels", help="batch mode: also score the run against these TREC qrels")
     parser.add_argument("--tag", default="twotower", help="run tag in the TREC file")
     parser.add_argument("-k", "--k", type=int, default=None, help="results per query (default 10; 100 in batch mode)")
@@ -150,6 +156,10 @@ def run_search(args: argparse.Namespace) -> int:
     console = make_console()
     if args.queries and not args.run_out:
         raise ValueError("--queries writes a TREC run: give the output file with --run-out")
+    if args.run_out:
+        from twotower.io.output import check_output
+
+        check_output(args.run_out, "search", overwrite=args.overwrite, folder=False, recognise=_trec_run)
     if args.k is not None and args.k < 1:
         raise ValueError(f"-k/--k (results per query) must be at least 1, got {args.k}")
     with Searcher.load(
@@ -177,6 +187,13 @@ def run_search(args: argparse.Namespace) -> int:
                 for found in results:
                     console.print(render_results(found, searcher.device, searcher.describe(short=True)))
     return 0
+
+
+def _trec_run(path: Path) -> bool:
+    """A file `--run-out` may replace: empty, or a TREC run (`qid Q0 docid rank score tag` lines)."""
+    with open(path, errors="replace") as f:
+        first = f.readline().split()
+    return not first or (len(first) == 6 and first[1] == "Q0")
 
 
 def _results_dict(results) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from twotower.io.atomic import DONE, building
+from twotower.io.output import OutputExistsError, check_output, mark_output
 from twotower.io.paths import data_dir
 
 BLOCK = 20_000  # passages generated from one seeded RNG: the unit of determinism and of writing
@@ -98,9 +99,19 @@ def _shared(query: str, passage: str) -> bool:
     return bool(set(bm25_words(query, stop)) & set(bm25_words(passage)))
 
 
-def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None = None, progress: bool = False) -> Path:
-    """Write `<out>/msmarco-passage/` for `config` (or reuse a finished one); returns that folder."""
-    target = Path(out) / "msmarco-passage"
+def synthesize(
+    out: str | Path,
+    config: SynthConfig,
+    source: str | Path | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write `<out>/msmarco-passage/` for `config` (or reuse a finished one); returns that folder.
+
+    A `msmarco-passage/` that synth did not write (the real data set, say) is refused unless `overwrite`."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise OutputExistsError(f"--out {out} is a file, not a folder; give the folder to write msmarco-passage/ into")
+    target = check_output(Path(out) / "msmarco-passage", "synth", overwrite=overwrite, recognise=_synthesized)
     n_queries = config.queries + config.dev_queries
     if n_queries > config.passages:
         raise ValueError(
@@ -109,8 +120,8 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
         )
     source = Path(source) if source else data_dir() / "msmarco-passage"
     stamp = {"config": asdict(config), "source": str(source.resolve())}
-    if (target / DONE).exists():
-        if json.loads((target / DONE).read_text()) == stamp:
+    if target.exists():
+        if _synthesized(target) and json.loads((target / DONE).read_text()) == stamp:
             return target
         shutil.rmtree(target)  # other settings: written again, never mixed
     seed = _Seed(source)
@@ -126,8 +137,18 @@ def synthesize(out: str | Path, config: SynthConfig, source: str | Path | None =
         _write_collection(tmp / "collection.tsv", seed, queries, slots, config, progress)
         if config.bm25_run:
             _write_bm25_run(tmp, progress)
+        mark_output(tmp, "synth")
         (tmp / DONE).write_text(json.dumps(stamp, indent=2))
     return target
+
+
+def _synthesized(folder: Path) -> bool:
+    """A folder synth wrote before the output marker existed: its `_SUCCESS` holds synth's stamp."""
+    try:
+        stamp = json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and set(stamp) == {"config", "source"}
 
 
 def _write_queries(
@@ -241,6 +262,9 @@ def configure(parser) -> None:
     parser.add_argument("--out", required=True, help="folder to write; the files go to OUT/msmarco-passage/")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", help="the real sample to recombine (default: $TWOTOWER_DATA/msmarco-passage)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUT/msmarco-passage even if synth did not write it"
+    )
     parser.add_argument("--bm25-run", action="store_true", help="also write run.dev.bm25top20.tsv (indexes the corpus)")
 
 
@@ -257,7 +281,7 @@ def run(args) -> int:
         bm25_run=args.bm25_run,
     )
     started = time.perf_counter()
-    target = synthesize(args.out, config, args.source, progress=True)
+    target = synthesize(args.out, config, args.source, progress=True, overwrite=args.overwrite)
     size = (target / "collection.tsv").stat().st_size
     console().print(
         f"wrote [bold]{target}[/]: {config.passages:,} passages ({size / 2**20:,.0f} MB), "

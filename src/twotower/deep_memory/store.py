@@ -43,6 +43,7 @@ from twotower.deep_memory.store_files import (
     write_version,
 )
 from twotower.io.lock import folder_lock
+from twotower.io.output import check_output, mark_output
 from twotower.retrieval.exact import exact_search
 
 __all__ = ["FORMAT_VERSION", "StoreCorruptError", "VectorStore"]
@@ -57,9 +58,17 @@ class VectorStore:
     {'id': ['b'], 'text': ['second text'], 'score': [...], 'metadata': [{'n': 2}]}
     """
 
-    def __init__(self, path: str | Path, embedding_function: EmbeddingFunction | None = None) -> None:
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: str | Path, embedding_function: EmbeddingFunction | None = None, overwrite: bool = False
+    ) -> None:
+        """Open the store at `path`, or create it in a new or empty folder; any other folder is refused (its
+        `data/` would be replaced) unless `overwrite=True`."""
+        self.path = check_output(
+            path, "store", overwrite=overwrite, recognise=lambda p: (p / "store.json").is_file(), flag="overwrite=True"
+        )
+        if not self.path.exists() or not any(self.path.iterdir()):
+            self.path.mkdir(parents=True, exist_ok=True)
+            mark_output(self.path, "store")
         self._embedding_function = embedding_function
         self._loaded: tuple[int, str | None] | None = None
         self._version = Version({})

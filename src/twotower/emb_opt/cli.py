@@ -7,7 +7,8 @@
 
 Writes into the run folder: log/ (SearchLog.save), results.parquet (every item seen, best first),
 trajectories.png and best_so_far.png. A step that raises still leaves the log and plots of the
-iterations before it, then the command fails.
+iterations before it, then the command fails. A run folder (`hydra.run.dir=...`) emb-opt did not write is
+refused unless `overwrite=true`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from twotower.emb_opt.vector_db import sample_queries
 from twotower.errors import user_errors
 from twotower.io.atomic import atomic_path
 from twotower.io.npy import load_npy
+from twotower.io.output import check_run_dir_argument, claim_run_folder
 
 CONF_DIR = PACKAGE_CONF / "emb_opt"
+OUTPUTS = ("log", "results.parquet", "trajectories.png", "best_so_far.png", "error.txt")
+"""What a search writes into its run folder (one an earlier run wrote may be written again)."""
 
 
 def build_runner(cfg: DictConfig) -> Runner:
@@ -104,11 +108,23 @@ def _report(console: Any, log: SearchLog, runner: Runner, seconds: float, out_di
     )
 
 
+def main() -> None:
+    """`python -m twotower.emb_opt.cli [overrides]` (and `twotower emb-opt`): a `hydra.run.dir=` that is not
+    ours is refused before Hydra writes into it."""
+    import sys
+
+    with user_errors():
+        check_run_dir_argument(sys.argv[1:], "emb-opt", own=OUTPUTS)
+    _hydra_main()
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = HydraConfig.get().runtime.output_dir
+    with user_errors():  # a folder of the user's (hydra.run.dir=...) is refused before anything is written to it
+        claim_run_folder(out_dir, "emb-opt", cfg.get("overwrite", False), own=OUTPUTS)
     with user_errors(trace_dir=out_dir):  # a bad setting or file: one line, exit 1 (HYDRA_FULL_ERROR=1: traceback)
         run_search(cfg, out_dir)
 

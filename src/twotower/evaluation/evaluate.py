@@ -118,6 +118,11 @@ def check_settings(
     """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
     if not ckpt and not baselines:
         raise ValueError("nothing to evaluate: give ckpt=PATH (or ckpt=[A,B]) and/or baselines=[bm25,minilm]")
+    paths = [ckpt] if isinstance(ckpt, str) else list(ckpt or [])
+    for path in paths:
+        if not Path(path).is_file():
+            what = "is a folder, not a checkpoint file" if Path(path).is_dir() else "does not exist"
+            raise FileNotFoundError(f"ckpt={path} {what}: give a twotower best.pt or last.pt")
     if max_queries is not None and (
         isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -22,14 +23,20 @@ DONE = "_SUCCESS"
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it.
 
-    Works for files and for folders (an index directory is swapped in whole).
+    Works for files and for folders (an index directory is swapped in whole). A full disk surfaces as an
+    `OSError(ENOSPC)` naming `path` (a write through a file object does not say which file it was).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
-        yield target
+        try:
+            yield target
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not exc.filename:
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
         if target.is_dir() and path.is_dir():
             # os.replace cannot swap a non-empty directory: move the old one aside first.
             old = path.with_name(f".{path.name}.old")

@@ -109,9 +109,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             f"refusing to write {path}: the weights hold NaN or inf ({', '.join(bad[:3])}); "
             "training diverged (lower optim.lr)"
         )
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        # Through a Python file: a full disk is an OSError(ENOSPC), not torch's opaque RuntimeError.
         sums = {"checksum": tensors_checksum(payload), "config_checksum": config_checksum(payload)}
-        torch.save({"format": FORMAT, **payload, **sums}, tmp)
+        torch.save({"format": FORMAT, **payload, **sums}, f)
     return Path(path)
 
 

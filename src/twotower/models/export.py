@@ -20,14 +20,21 @@ from typing import Any
 import yaml
 
 from twotower.io.atomic import atomic_path
+from twotower.io.output import check_output, mark_output
 from twotower.models.checkpoint import load_checkpoint, model_from_checkpoint
 from twotower.models.tower import ExportError
 
 CARD_METRICS = ("mrr@10", "recall@10", "recall@100", "ndcg@10", "map")
 
 
-def export_sentence_transformer(ckpt: str | Path, out: str | Path, verify: bool = True) -> Path:
-    """Write the sentence-transformers folder of checkpoint `ckpt` to `out` (atomically) and return it."""
+def export_sentence_transformer(
+    ckpt: str | Path, out: str | Path, verify: bool = True, overwrite: bool = False
+) -> Path:
+    """Write the sentence-transformers folder of checkpoint `ckpt` to `out` (atomically) and return it.
+
+    `out` may be new, empty, or a folder an earlier export wrote (replaced); anything else is refused unless
+    `overwrite` (see `twotower.io.output`)."""
+    out = check_output(out, "export", overwrite=overwrite, recognise=_exported)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Router
@@ -38,11 +45,32 @@ def export_sentence_transformer(ckpt: str | Path, out: str | Path, verify: bool 
     document = model.document_tower.export_modules(model.doc_max_length)
     router = Router({"query": query, "document": document}, default_route="document")
     st = SentenceTransformer(modules=[router], device="cpu")
-    out = Path(out)
     with atomic_path(out) as tmp:
         st.save(str(tmp))
+        _check_whole(tmp, out)
         (tmp / "README.md").write_text(model_card(payload, out.name))
+        mark_output(tmp, "export")
     return out
+
+
+def _check_whole(folder: Path, out: Path) -> None:
+    """Every weights file opens: safetensors does not report a full disk, it leaves a short file."""
+    from safetensors import safe_open
+
+    for path in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as exc:
+            raise ExportError(
+                f"{path.relative_to(folder)} was not written whole ({exc}); is the disk full? nothing was kept at {out}"
+            ) from None
+
+
+def _exported(folder: Path) -> bool:
+    """A folder an export wrote before the output marker existed: our model card beside modules.json."""
+    card = folder / "README.md"
+    return (folder / "modules.json").is_file() and card.is_file() and "trained with [twotower]" in card.read_text()
 
 
 def model_card(payload: dict[str, Any], name: str) -> str:
@@ -94,10 +122,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="a twotower best.pt / last.pt")
     parser.add_argument("--out", required=True, help="the sentence-transformers model folder to write")
     parser.add_argument("--no-verify", action="store_true", help="skip the checkpoint's checksum (huge files)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out even if export did not write it")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_sentence_transformer(args.ckpt, args.out, verify=not args.no_verify)
+    out = export_sentence_transformer(args.ckpt, args.out, verify=not args.no_verify, overwrite=args.overwrite)
     print(json.dumps({"exported": str(out), "load_with": f"SentenceTransformer({str(out)!r})"}))
     return 0
 

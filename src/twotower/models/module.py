@@ -12,6 +12,9 @@ from torch import nn
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.models.tower import TwoTower
 
+RUN_CONFIG_KEY = "twotower_run_config"
+"""Where a Lightning `.ckpt` of ours keeps the resolved run config it was trained under (plain types only)."""
+
 
 class DivergedError(ValueError):
     """The loss became NaN or infinite: the run stops (one clear line, exit 1) rather than save a broken model."""
@@ -43,6 +46,10 @@ class TwoTowerModule(L.LightningModule):
         self.model_config = model_config or {}
         self.run_config = run_config or {}
         self.seed = seed
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning's last.ckpt carries the run's config: `twotower resume` compares config.yaml with it.
+        checkpoint[RUN_CONFIG_KEY] = self.run_config
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout draws depend on (seed, step) only, so a run resumed from a checkpoint replays exactly what

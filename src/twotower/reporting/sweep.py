@@ -35,6 +35,9 @@ def latest_multirun(root: str | Path = "outputs/multirun") -> Path:
 def collect(sweep_dir: str | Path) -> list[RunEntry]:
     """One run per job folder (those holding `.hydra/overrides.yaml`), in job order; failed jobs carry `error`."""
     sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        what = "is a file, not a sweep folder" if sweep_dir.exists() else "does not exist"
+        raise FileNotFoundError(f"{sweep_dir} {what}: give a multirun folder (outputs/multirun/<time>)")
     jobs = []
     for overrides in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_order(p.parents[1])):
         folder = overrides.parents[1]
@@ -112,7 +115,14 @@ def study_of(sweep_dir: str | Path, jobs: list[RunEntry], metric: str):
     monitor = _yaml(hydra / "config.yaml").get("monitor")
     study_name = ((_yaml(hydra / "hydra.yaml").get("hydra") or {}).get("sweeper") or {}).get("study_name")
     if (sweep_dir / "optuna.db").is_file() and monitor == metric and study_name:
-        return optuna.load_study(study_name=study_name, storage=sqlite_storage(sweep_dir / "optuna.db"))
+        try:
+            return optuna.load_study(study_name=study_name, storage=sqlite_storage(sweep_dir / "optuna.db"))
+        except Exception as exc:  # not SQLite, another schema, no such study: optuna and SQLAlchemy vary
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(
+                f"{sweep_dir / 'optuna.db'} holds no readable Optuna study {study_name!r} ({text}); move it "
+                "aside to plot from the jobs instead"
+            ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")
     params = swept(jobs)
@@ -199,6 +209,14 @@ def sqlite_storage(path: str | Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m twotower.reporting.sweep [DIR] [--metric M]`; a user error is one line, exit 1."""
+    from twotower.errors import user_errors
+
+    with user_errors():
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description="Rank a Hydra multirun's jobs and plot what its parameters did.")
     parser.add_argument("sweep_dir", nargs="?", help="a multirun folder (default: the newest in outputs/multirun)")
     parser.add_argument("--metric", default="mrr@10")

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from twotower.io.output import check_output, mark_output
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.search.documents import documents_from_mapping, read_documents
 from twotower.search.encoding import encode_in_batches, load_encoder_with_identity
@@ -51,25 +52,27 @@ def _as_documents(collection: str | Path | Mapping[str, str] | Sequence[Document
     return list(collection), []
 
 
-def _prepare_folder(folder: Path) -> Manifest | None:
-    """The manifest of the index being replaced, if any; refuse to write into a folder that is something else."""
-    if not folder.exists():
-        return None
-    if not folder.is_dir():
-        raise SearchError(f"{folder} is a file, not an index folder")
+def _prepare_folder(folder: Path, overwrite: bool = False) -> Manifest | None:
+    """The manifest of the index being replaced, if any; refuse a folder that is something else (unless
+    `overwrite`: see `twotower.io.output`)."""
+    check_output(folder, "index", overwrite=overwrite, recognise=_an_index, noun="index")
     try:
         return read_manifest(folder)
     except IndexCorruptError as exc:
         log.warning("replacing a damaged index: %s", exc)
-        return None
     except FileNotFoundError:
-        foreign = [p.name for p in folder.iterdir() if not any(p.match(pat) for pat in OWN_FILES)]
-        if foreign:
-            raise SearchError(
-                f"{folder} exists and is not a twotower index (it holds {', '.join(sorted(foreign)[:3])}); "
-                "choose an empty or new folder"
-            ) from None
-        return None
+        pass
+    return None
+
+
+def _an_index(folder: Path) -> bool:
+    """An index built before the output marker existed: a readable manifest, or only our files and no manifest."""
+    try:
+        return read_manifest(folder) is not None
+    except IndexCorruptError:
+        return False
+    except FileNotFoundError:
+        return all(any(p.match(pat) for pat in OWN_FILES) and p.name != MANIFEST for p in folder.iterdir())
 
 
 def _collect_garbage(
@@ -116,6 +119,7 @@ def build_index(
     batch_size: int = 2048,
     progress: bool = True,
     device: str | None = None,
+    overwrite: bool = False,
 ) -> Manifest:
     """Encode every document with the checkpoint's document tower and write a complete index to `out`.
 
@@ -124,6 +128,7 @@ def build_index(
     vectors in Milvus: `milvus_uri` is a server URI, or by default Milvus Lite in `out/milvus.db`; credentials
     in it (`user:password@`, `?token=`) are used but not written to the manifest.
     Two builds into one folder run one after the other (`<out>.lock`); the later one's index is kept.
+    `out` must be new, empty or an index; any other folder is refused unless `overwrite` (`twotower.io.output`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -131,14 +136,14 @@ def build_index(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     spec = make_kind(kind) if isinstance(kind, str) else kind
     folder = Path(out)
-    _prepare_folder(folder)  # a foreign folder fails now, before the model loads
+    _prepare_folder(folder, overwrite)  # a foreign folder fails now, before the model loads
     encoder, identity = load_encoder_with_identity(checkpoint, device)
     documents, source = _as_documents(collection)
     if not documents:
         raise SearchError(f"no documents to index in {collection if source else 'the collection given'}")
     with index_lock(folder):
         return _build_locked(
-            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress
+            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress, overwrite
         )
 
 
@@ -153,10 +158,12 @@ def _build_locked(
     milvus_uri: str | None,
     batch_size: int,
     progress: bool,
+    overwrite: bool,
 ) -> Manifest:
-    previous = _prepare_folder(folder)
+    previous = _prepare_folder(folder, overwrite)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    mark_output(folder, "index")
     build_id = uuid.uuid4().hex[:12]
     vectors = None
     store = None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import logging
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +20,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from twotower.conf.aliases import place_groups
+from twotower.io.atomic import atomic_path
+from twotower.io.output import claim_run_folder
 from twotower.models.build import build_two_tower, tower_class_of
 from twotower.models.module import TwoTowerModule
 from twotower.training.resume import check_resume
 
 log = logging.getLogger(__name__)
+
+
+RUN_FILES = ("config.yaml", "checkpoints", "metrics.json", "csv", "wandb", "error.txt")
+"""What a training run writes into its folder (a folder of only these, from before output markers, is a run)."""
 
 
 class OutOfMemory(ValueError):
@@ -73,6 +84,16 @@ def train(cfg: DictConfig) -> TrainResult:
     validate_config(cfg)  # bad settings fail here, before any data work
     run_dir = Path(cfg.paths.run_dir)
     check_resume(run_dir, cfg)  # a resume in place keeps the run's own settings
+    if not cfg.get("ckpt_path") and os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0":
+        # A new run never lands on a user's folder or over a finished run (DDP's other ranks share rank 0's).
+        claim_run_folder(
+            run_dir,
+            "train",
+            bool(cfg.get("overwrite", False)),
+            own=RUN_FILES,
+            replace_own=False,
+            hint=f"resume it with `twotower resume {run_dir}` or choose a new hydra.run.dir",
+        )
     L.seed_everything(cfg.seed, workers=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The full config as it ran goes into every .pt checkpoint and beside the run.
@@ -92,9 +113,11 @@ def train(cfg: DictConfig) -> TrainResult:
         seed=cfg.seed,
     )
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+    loggers = make_loggers(cfg)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with kept_csv_history(loggers, resuming=bool(cfg.get("ckpt_path"))):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except torch.cuda.OutOfMemoryError:
         raise OutOfMemory(
             f"out of GPU memory: lower data.batch_size (now {cfg.data.batch_size}), model.doc_max_length (now "
@@ -106,6 +129,32 @@ def train(cfg: DictConfig) -> TrainResult:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     best = run_dir / "checkpoints" / "best.pt"
     return TrainResult(module, metrics, run_dir, best if best.exists() else None, trainer)
+
+
+@contextlib.contextmanager
+def kept_csv_history(loggers: list, resuming: bool) -> Iterator[None]:
+    """Lightning's CSVLogger deletes an existing `metrics.csv` when it starts. On resume, the rows of the epochs
+    before the resumed one are put back in front of the new rows when training ends or stops (atomically)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    saved = {}
+    if resuming:
+        for logger in loggers:
+            path = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+            if path is not None and path.is_file():
+                saved[path] = list(csv.DictReader(io.StringIO(path.read_text())))
+    try:
+        yield
+    finally:
+        for path, old in saved.items():
+            new = list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else []
+            first = min((float(r["epoch"]) for r in new if r.get("epoch")), default=math.inf)
+            rows = [r for r in old if not r.get("epoch") or float(r["epoch"]) < first] + new
+            fields = sorted({key for row in rows for key in row})
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
 
 
 def build_model(cfg: DictConfig, datamodule) -> tuple:

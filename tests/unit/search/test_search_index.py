@@ -338,9 +338,9 @@ def test_a_folder_that_is_not_an_index_is_never_overwritten(checkpoint, corpus, 
     precious.mkdir()
     (precious / "chapter1.tex").write_text("...")
 
-    from twotower.search import SearchError
+    from twotower.io.output import OutputExistsError
 
-    with pytest.raises(SearchError, match="not a twotower index"):
+    with pytest.raises(OutputExistsError, match="not a twotower index"):
         build_index(checkpoint, corpus, precious, progress=False)
     assert (precious / "chapter1.tex").read_text() == "..."
 

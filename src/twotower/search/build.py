@@ -39,7 +39,7 @@ from twotower.search.store import Document, DocumentStore
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("faiss", "milvus")
+BACKENDS = ("faiss", "milvus", "redis")
 OWN_FILES = ("documents-*.sqlite", "vectors-*.faiss", MANIFEST, "milvus.db")
 
 
@@ -116,6 +116,7 @@ def build_index(
     batch_size: int = 2048,
     progress: bool = True,
     device: str | None = None,
+    redis=None,
 ) -> Manifest:
     """Encode every document with the checkpoint's document tower and write a complete index to `out`.
 
@@ -123,6 +124,7 @@ def build_index(
     `kind` is "flat" | "ivf" | "hnsw" or a configured kind (`IVFIndex(nprobe=64)`). `backend="milvus"` keeps the
     vectors in Milvus: `milvus_uri` is a server URI, or by default Milvus Lite in `out/milvus.db`; credentials
     in it (`user:password@`, `?token=`) are used but not written to the manifest.
+    `backend="redis"` keeps them in a Redis 8 vector set: `redis` is a config file, mapping, URL or `RedisConfig`.
     Two builds into one folder run one after the other (`<out>.lock`); the later one's index is kept.
     """
     if backend not in BACKENDS:
@@ -138,7 +140,7 @@ def build_index(
         raise SearchError(f"no documents to index in {collection if source else 'the collection given'}")
     with index_lock(folder):
         return _build_locked(
-            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress
+            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress, redis
         )
 
 
@@ -153,6 +155,7 @@ def _build_locked(
     milvus_uri: str | None,
     batch_size: int,
     progress: bool,
+    redis=None,
 ) -> Manifest:
     previous = _prepare_folder(folder)
     created = not folder.exists()
@@ -170,7 +173,9 @@ def _build_locked(
         for chunk in encode_in_batches(encoder, texts, batch_size, progress):
             encode_s += time.perf_counter() - t
             if vectors is None:
-                vectors = _new_backend(backend, spec, chunk.shape[1], len(documents), folder, build_id, milvus_uri)
+                vectors = _new_backend(
+                    backend, spec, chunk.shape[1], len(documents), folder, build_id, milvus_uri, redis
+                )
                 if vectors.needs_training:
                     vectors.train(chunk)
             vectors.add(chunk)
@@ -190,6 +195,7 @@ def _build_locked(
             sha256=_checksums(folder, files),
             source=source,
             milvus=_milvus_record(milvus_uri, vectors.collection) if backend == "milvus" else {},
+            redis=vectors.record() if backend == "redis" else {},
             build={
                 "seconds": round(seconds, 3),
                 "encode_seconds": round(encode_s, 3),
@@ -213,6 +219,8 @@ def _build_locked(
                 f"{kept}; free some space and build again"
             ) from exc
         raise
+    if backend == "redis":
+        vectors.commit(folder, previous)  # claims the name, drops the vector sets of replaced builds
     vectors.close()
     _collect_garbage(folder, manifest, previous, milvus_uri)
     return manifest
@@ -246,10 +254,14 @@ def _filename(exc: BaseException) -> str:
 
 
 def _new_backend(
-    backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None
+    backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None, redis=None
 ):
     if backend == "faiss":
         return FaissBackend.create(spec, dim, count)
+    if backend == "redis":
+        from twotower.search.redis_backend import RedisBackend
+
+        return RedisBackend.create(redis, spec, dim, folder, build_id)
     from twotower.search.milvus_backend import MilvusBackend, resolve_uri
 
     return MilvusBackend.create(resolve_uri(milvus_uri or "milvus.db", folder), f"twotower_{build_id}", spec, dim)

@@ -278,6 +278,19 @@ def test_the_cli_starts_a_server_builds_searches_and_stops(checkpoint, corpus, t
         pid = list(corpus)[11]
         assert main(["search", "--index", str(tmp_path / "ix"), "--query", corpus[pid], "--json"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["hits"][0]["id"] == pid
+        queries = tmp_path / "queries.tsv"
+        queries.write_text("".join(f"q{i}\t{corpus[p]}\n" for i, p in enumerate(list(corpus)[:3])))
+        run = tmp_path / "run.trec"
+        assert (
+            main(
+                ["search", "--index", str(tmp_path / "ix"), "--queries", str(queries), "--run-out", str(run), "-k", "5"]
+            )
+            == 0
+        )
+        lines = [line.split() for line in run.read_text().splitlines()]
+        assert len(lines) == 15 and [(q, d) for q, _, d, r, *_ in lines if r == "1"] == [
+            (f"q{i}", p) for i, p in enumerate(list(corpus)[:3])
+        ]
     finally:
         assert main(["redis", "stop", "--dir", str(folder)]) == 0
     assert main(["redis", "status", "--dir", str(folder)]) == 1

@@ -42,6 +42,7 @@ def bench_corpus(ckpt: Path, url: str, n_queries: int | None, spec, console) -> 
     from twotower.data.msmarco import passage_split
     from twotower.evaluation.metrics import retrieval_metrics
     from twotower.evaluation.retrieval import judged_queries
+    from twotower.io.paths import data_dir
     from twotower.search import Searcher, build_index
     from twotower.search.redis_config import RedisConfig
 
@@ -55,7 +56,9 @@ def bench_corpus(ckpt: Path, url: str, n_queries: int | None, spec, console) -> 
         console.print(f"[dim]building {label} over {len(split.collection):,} passages with {ckpt}[/]")
         folder = out / label.replace(" ", "-")
         redis = RedisConfig(url=url, index_name="bench-corpus", overwrite=True) if backend == "redis" else None
-        manifest = build_index(ckpt, split.collection, folder, kind=kind, backend=backend, redis=redis)
+        manifest = build_index(
+            ckpt, data_dir() / "msmarco-passage" / "collection.tsv", folder, kind=kind, backend=backend, redis=redis
+        )
         with Searcher.load(folder, device="cpu", redis_url=url if backend == "redis" else None) as searcher:
             for q in qids[:20]:  # warm caches and lazy initialisation
                 searcher.search(split.queries[q], k=10)

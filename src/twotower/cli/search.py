@@ -36,7 +36,13 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
         "--param", action="append", metavar="KEY=VALUE", help="override an index setting, e.g. ef_search=256"
     )
     parser.add_argument(
-        "--backend", default="faiss", choices=["faiss", "milvus"], help="where vectors live (default: faiss)"
+        "--backend", default=None, choices=["faiss", "milvus", "redis"], help="where vectors live (default: faiss)"
+    )
+    parser.add_argument(
+        "--redis-config", help="redis backend: JSON/YAML with url, index_name, prefix, quantization, m, ef_*, dim"
+    )
+    parser.add_argument(
+        "--redis-url", help="redis backend: redis://[:password@]host:port (default: $REDIS_URL, else localhost:6379)"
     )
     parser.add_argument(
         "--milvus-uri",
@@ -49,7 +55,9 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
         "--add", action="store_true", help="add the collection's documents to the existing index at --out"
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace --out even if it is a folder twotower index did not write"
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is a folder twotower index did not write (redis: and an index name that exists)",
     )
     parser.add_argument(
         "--skip-existing", action="store_true", help="with --add: skip ids already indexed instead of failing"
@@ -72,6 +80,27 @@ def _index_kind(args: argparse.Namespace):
     return make_kind(args.kind, **_params(args.param))
 
 
+def _redis_settings(args: argparse.Namespace):
+    """--backend redis: its config (file, then --redis-url / --overwrite) and kind; --config may be conf/index/redis.yaml."""
+    from twotower.search.redis_config import load_redis_config
+
+    given = args.redis_config or (args.config if args.config and _config_backend(args.config) == "redis" else None)
+    config, kind = load_redis_config(given, url=args.redis_url, overwrite=args.overwrite or None)
+    if kind and not args.config:  # the redis config's m / ef_* set the kind, as --param does
+        from twotower.search.kinds import make_kind
+
+        kind = make_kind(kind.pop("kind", "hnsw"), **{**kind, **_params(args.param)})
+        return config, kind
+    return config, _index_kind(args)
+
+
+def _config_backend(path: str) -> str | None:
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.load(path)
+    return data.get("backend") if hasattr(data, "get") else None
+
+
 def run_index(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -80,7 +109,12 @@ def run_index(args: argparse.Namespace) -> int:
     console = make_console()
     if args.add:
         with Searcher.load(
-            args.out, checkpoint=args.ckpt, device=args.device, verify=args.verify, milvus_uri=args.milvus_uri
+            args.out,
+            checkpoint=args.ckpt,
+            device=args.device,
+            verify=args.verify,
+            milvus_uri=args.milvus_uri,
+            redis_url=args.redis_url,
         ) as searcher:
             added = searcher.add(
                 args.collection, skip_existing=args.skip_existing, batch_size=args.batch_size, progress=True
@@ -89,16 +123,19 @@ def run_index(args: argparse.Namespace) -> int:
         return 0
     if not args.ckpt:
         raise ValueError("--ckpt is required to build an index (only --add reuses the index's own checkpoint)")
+    backend = args.backend or (_config_backend(args.config) if args.config else None) or "faiss"
+    redis, kind = _redis_settings(args) if backend == "redis" else (None, _index_kind(args))
     manifest = build_index(
         args.ckpt,
         args.collection,
         args.out,
-        kind=_index_kind(args),
-        backend=args.backend,
+        kind=kind,
+        backend=backend,
         milvus_uri=args.milvus_uri,
         batch_size=args.batch_size,
         device=args.device,
         overwrite=args.overwrite,
+        redis=redis,
     )
     table = Table(title=f"index built: {args.out}", show_header=False, title_style="bold green")
     table.add_column(style="dim")
@@ -147,6 +184,7 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
         help="the Milvus URI again, with its credentials, when the index was built with "
         "some (they are not stored in the manifest); or set $MILVUS_TOKEN",
     )
+    parser.add_argument("--redis-url", help="the Redis URL again, with its password (not stored); or set $REDIS_URL")
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -168,6 +206,7 @@ def run_search(args: argparse.Namespace) -> int:
         device=args.device,
         verify=args.verify,
         milvus_uri=args.milvus_uri,
+        redis_url=args.redis_url,
         **_params(args.param),
     ) as searcher:
         if args.interactive:

@@ -40,7 +40,7 @@ from twotower.search.store import Document, DocumentStore
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("faiss", "milvus")
+BACKENDS = ("faiss", "milvus", "redis")
 OWN_FILES = ("documents-*.sqlite", "vectors-*.faiss", MANIFEST, "milvus.db")
 
 
@@ -120,6 +120,7 @@ def build_index(
     progress: bool = True,
     device: str | None = None,
     overwrite: bool = False,
+    redis=None,
 ) -> Manifest:
     """Encode every document with the checkpoint's document tower and write a complete index to `out`.
 
@@ -127,6 +128,7 @@ def build_index(
     `kind` is "flat" | "ivf" | "hnsw" or a configured kind (`IVFIndex(nprobe=64)`). `backend="milvus"` keeps the
     vectors in Milvus: `milvus_uri` is a server URI, or by default Milvus Lite in `out/milvus.db`; credentials
     in it (`user:password@`, `?token=`) are used but not written to the manifest.
+    `backend="redis"` keeps them in a Redis 8 vector set: `redis` is a config file, mapping, URL or `RedisConfig`.
     Two builds into one folder run one after the other (`<out>.lock`); the later one's index is kept.
     `out` must be new, empty or an index; any other folder is refused unless `overwrite` (`twotower.io.output`).
     """
@@ -143,7 +145,18 @@ def build_index(
         raise SearchError(f"no documents to index in {collection if source else 'the collection given'}")
     with index_lock(folder):
         return _build_locked(
-            folder, encoder, identity, documents, source, spec, backend, milvus_uri, batch_size, progress, overwrite
+            folder,
+            encoder,
+            identity,
+            documents,
+            source,
+            spec,
+            backend,
+            milvus_uri,
+            batch_size,
+            progress,
+            overwrite,
+            redis,
         )
 
 
@@ -159,6 +172,7 @@ def _build_locked(
     batch_size: int,
     progress: bool,
     overwrite: bool,
+    redis=None,
 ) -> Manifest:
     previous = _prepare_folder(folder, overwrite)
     created = not folder.exists()
@@ -177,7 +191,9 @@ def _build_locked(
         for chunk in encode_in_batches(encoder, texts, batch_size, progress):
             encode_s += time.perf_counter() - t
             if vectors is None:
-                vectors = _new_backend(backend, spec, chunk.shape[1], len(documents), folder, build_id, milvus_uri)
+                vectors = _new_backend(
+                    backend, spec, chunk.shape[1], len(documents), folder, build_id, milvus_uri, redis
+                )
                 if vectors.needs_training:
                     vectors.train(chunk)
             vectors.add(chunk)
@@ -197,6 +213,7 @@ def _build_locked(
             sha256=_checksums(folder, files),
             source=source,
             milvus=_milvus_record(milvus_uri, vectors.collection) if backend == "milvus" else {},
+            redis=vectors.record() if backend == "redis" else {},
             build={
                 "seconds": round(seconds, 3),
                 "encode_seconds": round(encode_s, 3),
@@ -220,6 +237,8 @@ def _build_locked(
                 f"{kept}; free some space and build again"
             ) from exc
         raise
+    if backend == "redis":
+        vectors.commit(folder, previous)  # claims the name, drops the vector sets of replaced builds
     vectors.close()
     _collect_garbage(folder, manifest, previous, milvus_uri)
     return manifest
@@ -253,10 +272,14 @@ def _filename(exc: BaseException) -> str:
 
 
 def _new_backend(
-    backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None
+    backend: str, spec: IndexKind, dim: int, count: int, folder: Path, build_id: str, milvus_uri: str | None, redis=None
 ):
     if backend == "faiss":
         return FaissBackend.create(spec, dim, count)
+    if backend == "redis":
+        from twotower.search.redis_backend import RedisBackend
+
+        return RedisBackend.create(redis, spec, dim, folder, build_id)
     from twotower.search.milvus_backend import MilvusBackend, resolve_uri
 
     return MilvusBackend.create(resolve_uri(milvus_uri or "milvus.db", folder), f"twotower_{build_id}", spec, dim)

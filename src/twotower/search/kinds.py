@@ -35,6 +35,10 @@ class FlatIndex:
     def milvus_search_parameters(self) -> dict[str, Any]:
         return {}
 
+    def redis_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # A vector set always builds its HNSW graph; TRUTH makes VSIM scan every vector instead.
+        return {}, {"truth": True}
+
 
 @dataclass
 class IVFIndex:
@@ -88,6 +92,9 @@ class IVFIndex:
     def milvus_search_parameters(self) -> dict[str, Any]:
         return {"nprobe": self.nprobe}
 
+    def redis_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        raise ValueError("the redis backend (Redis vector sets) has no ivf index: choose --kind flat or hnsw")
+
 
 @dataclass
 class HNSWIndex:
@@ -112,6 +119,10 @@ class HNSWIndex:
 
     def milvus_search_parameters(self) -> dict[str, Any]:
         return {"ef": self.ef_search}
+
+    def redis_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(VADD options, VSIM options) for a Redis vector set."""
+        return {"numlinks": self.m, "ef": self.ef_construction}, {"ef": self.ef_search}
 
 
 IndexKind = FlatIndex | IVFIndex | HNSWIndex
@@ -144,6 +155,7 @@ def kind_from_config(path: str | Path, **overrides: Any) -> IndexKind:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: an index config is a mapping with a _target_ naming the kind")
     target = data.pop("_target_", None)
+    data.pop("backend", None), data.pop("redis", None)  # where the vectors live (conf/index/redis.yaml), not the kind
     allowed = {f"{cls.__module__}.{cls.__name__}": name for name, cls in KINDS.items()}
     if target is None and "kind" in data:
         return make_kind(data.pop("kind"), **{**data, **overrides})

@@ -50,6 +50,7 @@ class Manifest:
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes, checked on load
     sha256: dict[str, str] = field(default_factory=dict)  # name -> hex digest, checked on load unless verify=False
     milvus: dict[str, Any] = field(default_factory=dict)  # {"uri" (no secrets), "collection", "credentials"}
+    redis: dict[str, Any] = field(default_factory=dict)  # {"url" (no secrets), "key", ...}: redis_backend.record()
     source: list[str] = field(default_factory=list)  # collections the documents came from
     build: dict[str, Any] = field(default_factory=dict)  # seconds, passages_per_second, device
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -29,10 +29,19 @@ from twotower.search.store import Document, DocumentStore
 
 
 def _open_backend(
-    folder: Path, manifest: Manifest, spec: IndexKind, use_gpu: bool | None, milvus_uri: str | None = None
+    folder: Path,
+    manifest: Manifest,
+    spec: IndexKind,
+    use_gpu: bool | None,
+    milvus_uri: str | None = None,
+    redis_url=None,
 ):
     if manifest.backend == "faiss":
         return FaissBackend.load(folder, manifest.build_id, spec, use_gpu)
+    if manifest.backend == "redis":
+        from twotower.search.redis_backend import RedisBackend
+
+        return RedisBackend.connect(folder, manifest, spec, redis_url)
     if manifest.backend == "milvus":
         from twotower.search.milvus_backend import MilvusBackend, resolve_uri
 
@@ -82,6 +91,7 @@ class Searcher:
         use_gpu: bool | None = None,
         verify: bool = True,
         milvus_uri: str | None = None,
+        redis_url: str | None = None,
         **search_settings: Any,
     ) -> Searcher:
         """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
@@ -107,7 +117,7 @@ class Searcher:
                 f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index"
             )
         spec = with_settings(kind_from_dict(manifest.index), **search_settings)
-        backend = _open_backend(folder, manifest, spec, use_gpu, milvus_uri)
+        backend = _open_backend(folder, manifest, spec, use_gpu, milvus_uri, redis_url)
         if manifest.backend == "faiss" and len(backend) != manifest.count:
             raise IndexCorruptError(
                 f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}"
@@ -234,6 +244,7 @@ class Searcher:
                     current.checkpoint.get("sha256") != self.manifest.checkpoint.get("sha256")
                     or current.backend != self.manifest.backend
                     or current.milvus != self.manifest.milvus
+                    or current.redis != self.manifest.redis
                 ):
                     raise SearchError(
                         f"{self.folder} was rebuilt since it was loaded (build {current.build_id}); "

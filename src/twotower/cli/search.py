@@ -19,9 +19,7 @@ def _params(items: list[str] | None) -> dict:
 
 def configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", help="twotower .pt checkpoint whose document tower encodes the passages")
-    parser.add_argument(
-        "--collection", required=True, help="collection.tsv (pid<TAB>text), an ms_marco .parquet, or .jsonl"
-    )
+    parser.add_argument("--collection", help="collection.tsv (pid<TAB>text), an ms_marco .parquet, or .jsonl")
     parser.add_argument(
         "--out", "--index", dest="out", required=True, help="index folder to create, replace, or add to"
     )
@@ -56,6 +54,17 @@ def configure_index(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="with --add: skip the SHA-256 check of the index files (sizes are still checked)",
     )
+    parser.add_argument(
+        "--no-bm25",
+        dest="bm25",
+        action="store_false",
+        help="do not store a BM25 index of the documents (the index then serves --mode dense only)",
+    )
+    parser.add_argument(
+        "--add-bm25",
+        action="store_true",
+        help="give the existing index at --out a BM25 index of its documents (or rebuild it); no re-encoding",
+    )
 
 
 def _index_kind(args: argparse.Namespace):
@@ -74,6 +83,17 @@ def run_index(args: argparse.Namespace) -> int:
     from twotower.search import Searcher, build_index
 
     console = make_console()
+    if args.add_bm25:
+        from twotower.search import add_bm25
+
+        manifest = add_bm25(args.out, verify=args.verify)
+        console.print(
+            f"{args.out}: BM25 index of {manifest.bm25['count']:,} passages written in "
+            f"{manifest.bm25['seconds']:.1f} s; it now serves --mode dense, bm25 and hybrid"
+        )
+        return 0
+    if not args.collection:
+        raise ValueError("--collection is required to build an index or --add to one")
     if args.add:
         with Searcher.load(
             args.out, checkpoint=args.ckpt, device=args.device, verify=args.verify, milvus_uri=args.milvus_uri
@@ -94,6 +114,7 @@ def run_index(args: argparse.Namespace) -> int:
         milvus_uri=args.milvus_uri,
         batch_size=args.batch_size,
         device=args.device,
+        bm25=args.bm25,
     )
     table = Table(title=f"index built: {args.out}", show_header=False, title_style="bold green")
     table.add_column(style="dim")
@@ -105,6 +126,12 @@ def run_index(args: argparse.Namespace) -> int:
         "build",
         f"{manifest.build['seconds']:.1f} s, {manifest.build['passages_per_second']:,.0f} passages/s "
         f"(encoding {manifest.build['encode_seconds']:.1f} s on {manifest.build['device']})",
+    )
+    table.add_row(
+        "bm25",
+        f"{manifest.bm25['count']:,} passages in {manifest.bm25['seconds']:.1f} s"
+        if manifest.bm25
+        else "— (dense only)",
     )
     table.add_row("size", f"{sum(manifest.files.values()) / 2**20:,.1f} MB in {len(manifest.files)} files")
     console.print(table)
@@ -127,6 +154,20 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", "--k", type=int, default=None, help="results per query (default 10; 100 in batch mode)")
     parser.add_argument(
         "--param", action="append", metavar="KEY=VALUE", help="search setting, e.g. ef_search=256, nprobe=64"
+    )
+    parser.add_argument(
+        "--mode",
+        default="dense",
+        choices=["dense", "bm25", "hybrid"],
+        help="dense (the model), bm25, or hybrid (both fused); default dense",
+    )
+    parser.add_argument(
+        "--fusion",
+        choices=["weighted", "rrf"],
+        help="with --mode hybrid: override the index's fusion (tune-fusion's choice, else weighted)",
+    )
+    parser.add_argument(
+        "--weight", type=float, help="with --mode hybrid: override the fusion weight of BM25 (a number >= 0)"
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
     parser.add_argument("--device", help="torch device for the query tower (default: cuda when available)")
@@ -152,6 +193,9 @@ def run_search(args: argparse.Namespace) -> int:
         raise ValueError("--queries writes a TREC run: give the output file with --run-out")
     if args.k is not None and args.k < 1:
         raise ValueError(f"-k/--k (results per query) must be at least 1, got {args.k}")
+    if (args.fusion or args.weight is not None) and args.mode != "hybrid":
+        raise ValueError("--fusion and --weight set how --mode hybrid fuses; add --mode hybrid")
+    modes = {"mode": args.mode, "fusion": args.fusion, "weight": args.weight}
     with Searcher.load(
         args.index,
         checkpoint=args.ckpt,
@@ -160,15 +204,19 @@ def run_search(args: argparse.Namespace) -> int:
         milvus_uri=args.milvus_uri,
         **_params(args.param),
     ) as searcher:
+        if args.mode not in searcher.modes:  # refused before any query is read
+            from twotower.search.lexical import no_bm25
+
+            raise no_bm25(searcher.folder, args.mode)
         if args.interactive:
             from twotower.search.interactive import interactive
 
-            interactive(searcher, k=args.k or 10, console=console)
+            interactive(searcher, k=args.k or 10, console=console, **modes)
         elif args.queries:
             _batch(searcher, args, console)
         else:
             # One at a time, so each query's timings are its own.
-            results = [searcher.search(query, k=args.k or 10) for query in args.query]
+            results = [searcher.search(query, args.k or 10, **modes) for query in args.query]
             if args.json:
                 print(json.dumps([_results_dict(r) for r in results], indent=2))
             else:
@@ -182,8 +230,15 @@ def run_search(args: argparse.Namespace) -> int:
 def _results_dict(results) -> dict:
     return {
         "query": results.query,
+        "mode": results.mode,
         "truncated": results.truncated,
-        "timings_ms": {"encode": results.encode_ms, "search": results.search_ms, "fetch": results.fetch_ms},
+        "timings_ms": {
+            "encode": results.encode_ms,
+            "search": results.search_ms,
+            "bm25": results.bm25_ms,
+            "fusion": results.fusion_ms,
+            "fetch": results.fetch_ms,
+        },
         "hits": [
             {"rank": h.rank, "id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in results
         ],
@@ -193,11 +248,20 @@ def _results_dict(results) -> dict:
 def _batch(searcher, args: argparse.Namespace, console) -> None:
     from twotower.search.batch import run_of, search_queries_file
 
-    results = search_queries_file(searcher, args.queries, args.run_out, k=args.k or 100, tag=args.tag)
+    results = search_queries_file(
+        searcher,
+        args.queries,
+        args.run_out,
+        k=args.k or 100,
+        tag=args.tag,
+        mode=args.mode,
+        fusion=args.fusion,
+        weight=args.weight,
+    )
     per_query = sum(r.total_ms for r in results.values()) / max(len(results), 1)
     console.print(
         f"wrote {sum(len(r) for r in results.values()):,} lines for {len(results):,} queries to "
-        f"[bold]{args.run_out}[/] ({per_query:.2f} ms a query, batched)"
+        f"[bold]{args.run_out}[/] ({args.mode}; {per_query:.2f} ms a query, batched)"
     )
     if args.qrels:
         from rich.table import Table

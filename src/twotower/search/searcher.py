@@ -242,9 +242,10 @@ class Searcher:
 
     def describe(self, short: bool = False) -> str:
         if short:
-            return f"{self.manifest.backend} {self.spec.kind} · {len(self):,} passages · {self.device}"
+            return f"{self.manifest.backend} {self.spec.kind}{' + bm25' if self.bm25 else ''} · {len(self):,} passages · {self.device}"
         settings = ", ".join(f"{k}={v}" for k, v in kind_to_dict(self.spec).items() if k != "kind")
-        return f"{self.manifest.backend} {self.spec.kind}{f' ({settings})' if settings else ''} · {len(self):,} passages · {self.manifest.dim}-d · {self.device}"
+        modes = "/".join(self.modes)
+        return f"{self.manifest.backend} {self.spec.kind}{f' ({settings})' if settings else ''} · {len(self):,} passages · {self.manifest.dim}-d · {self.device} · modes {modes}"
 
     def close(self) -> None:
         self.store.close()

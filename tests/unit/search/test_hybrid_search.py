@@ -79,6 +79,16 @@ def test_an_index_serves_dense_bm25_and_hybrid_search(index, corpus, queries):
     assert manifest.bm25["count"] == N_DOCS and all(f in manifest.sha256 for f in manifest.files)
 
 
+def test_the_interactive_mode_command_switches_and_cycles(index):
+    from twotower.search.interactive import switch_mode
+
+    with Searcher.load(index) as searcher:
+        assert switch_mode(searcher, "dense", ":mode hybrid")[0] == "hybrid"
+        assert [switch_mode(searcher, mode, ":m")[0] for mode in MODES] == ["bm25", "hybrid", "dense"]
+        mode, message = switch_mode(searcher, "bm25", ":mode fuzzy")
+        assert mode == "bm25" and "unknown mode 'fuzzy'" in str(message)
+
+
 def test_bm25_mode_is_the_one_bm25_of_the_package(index, corpus, queries):
     reference = BM25Index.build(DictCorpus(corpus), index.parent / "reference-bm25")
     texts = list(queries[0].values())
@@ -193,6 +203,10 @@ def test_an_old_index_without_bm25_serves_dense_and_refuses_bm25_in_one_line(che
         for mode in ("bm25", "hybrid"):
             with pytest.raises(ModeUnavailableError, match=f"--mode {mode} needs a BM25 index.*--add-bm25 --out"):
                 searcher.search(text, mode=mode)
+        from twotower.search.interactive import switch_mode
+
+        mode, message = switch_mode(searcher, "dense", ":mode bm25")
+        assert mode == "dense" and "--add-bm25" in str(message)
     assert cli(["search", "--index", str(folder), "--query", "egg", "--mode", "hybrid"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --mode hybrid needs a BM25 index") and err.count("\n") == 1

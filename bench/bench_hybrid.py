@@ -130,6 +130,7 @@ def main() -> None:
         "R@10",
         "p50 ms",
         "p99 ms",
+        "CPU p50 / p99 ms",
         "p50 encode/dense/bm25/fusion/fetch",
     ):
         table.add_column(column, justify="right" if column not in ("index", "mode", "fusion (tuned on)") else "left")

@@ -60,7 +60,7 @@ def tiny_bert(tmp_path_factory) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from twotower.models.tokenizers import minilm_path
+    from twotower.models.pretrained import minilm_path
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)

@@ -23,7 +23,9 @@ TINY = [
 
 
 def train_py(args, data, check=True):
-    env = {**os.environ, "TWOTOWER_DATA": str(data), "PYTHONPATH": str(ROOT / "tests")}
+    # The caller's PYTHONPATH stays (a worktree tested with PYTHONPATH=src runs its own code in the child too).
+    path = os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "TWOTOWER_DATA": str(data), "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "train.py", *args], cwd=ROOT, env=env, check=check, capture_output=True, text=True
     )
@@ -42,6 +44,12 @@ def test_multirun_reports_a_failed_job_and_keeps_the_others(small_msmarco, tmp_p
     assert all(p.stat().st_size > 0 for p in written)
     assert report(jobs, "mrr@10") is jobs[0]
     assert report(jobs, "MRR@10") is jobs[0]  # metric names are matched without case
+    # The finished job kept its best evaluation's run and per-query values: the sweep's tie test reads them.
+    best = tmp_path / jobs[0].path.name / "eval" / "best"
+    assert (best / "run.trec").is_file() and (tmp_path / jobs[0].path.name / "eval" / "last" / "run.trec").is_file()
+    assert len(jobs[0].per_query["mrr@10"]) == len(jobs[0].per_query["qids"]) == 60
+    assert sum(jobs[0].per_query["mrr@10"]) / 60 == pytest.approx(jobs[0].metrics["mrr@10"])
+    assert jobs[0].vs_best == "best" and "statistically tied with the best" in capsys.readouterr().out
 
     # A metric no job has is one line naming the ones there are, not a table of dashes and no plots.
     with pytest.raises(SystemExit) as exit_info:

@@ -7,6 +7,7 @@
     twotower search --index outputs/index/msmarco --queries queries.dev.tsv --run-out dev.run --qrels qrels.dev.tsv
     twotower tune-fusion --index outputs/index/msmarco --queries queries.train.tsv --qrels qrels.train.tsv
     twotower search --index outputs/index/msmarco --query "cooking an egg" --mode hybrid
+    twotower serve --index outputs/index/msmarco --port 8000
     twotower leaderboard --runs outputs --metric mrr@10 --plot leaderboard.png
 
 Adding a subcommand: write `configure(parser)` (adds arguments; keep heavy imports out of it) and
@@ -51,6 +52,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "choose an index's hybrid fusion weight on training queries and store it in its manifest",
         "twotower.cli.tune_fusion:configure",
         "twotower.cli.tune_fusion:run",
+    ),
+    Subcommand(
+        "serve",
+        "serve an index over HTTP: JSON API, a search page at /, API docs at /docs",
+        "twotower.cli.serve:configure",
+        "twotower.cli.serve:run",
     ),
     Subcommand(
         "leaderboard",

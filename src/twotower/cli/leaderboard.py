@@ -7,6 +7,11 @@ from pathlib import Path
 
 from twotower.io.console import console as make_console
 
+TIE_NOTE = (
+    "vs best: tie = a paired t-test on the per-query values (Holm-corrected over the runs, p >= 0.05) cannot "
+    "tell the run from the best; n/a = no eval/best/per_query.json saved (docs/significance.md)"
+)
+
 
 def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -23,12 +28,13 @@ def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
 def run_leaderboard(args: argparse.Namespace) -> int:
 
     from twotower.io.atomic import atomic_path
-    from twotower.reporting.leaderboard import collect_runs, leaderboard_json, leaderboard_table, rank_runs
+    from twotower.reporting.leaderboard import collect_runs, leaderboard_json, leaderboard_table, mark_ties, rank_runs
     from twotower.reporting.leaderboard_plot import plot_leaderboard
 
     console = make_console(stderr=args.json == "-")
     metric = args.metric.lower()
-    runs = rank_runs(collect_runs(args.runs), metric)
+    # Which runs a paired test cannot tell from the best (their saved per-query values; n/a without them).
+    runs = mark_ties(rank_runs(collect_runs(args.runs), metric), metric)
     if not runs:
         console.print(
             f"[yellow]no training runs under {args.runs}[/] (a run folder holds metrics.json or checkpoints/best.pt)"
@@ -39,6 +45,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         print(leaderboard_json(shown, metric))
     else:
         console.print(leaderboard_table(shown, metric, width=console.width))
+        console.print(f"[dim]{TIE_NOTE}[/]")
         if args.json:
             with atomic_path(args.json) as tmp:
                 Path(tmp).write_text(leaderboard_json(shown, metric) + "\n")

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from twotower.data.corpus_write import SCHEMA, write_corpus
 from twotower.io.atomic import DONE, building
+from twotower.io.checksum import ChecksumError, folder_checksums, log_rebuild, verify_or_record
 from twotower.io.fingerprint import file_fingerprint
 from twotower.io.paths import cache_dir, require
 from twotower.retrieval.corpus_like import CorpusLike
@@ -49,7 +50,9 @@ class Corpus:
         self.path = Path(path)
         if not (self.path / DONE).exists():
             raise FileNotFoundError(f"{self.path} holds no finished corpus (no {DONE}); build it with Corpus.build")
-        self.info = json.loads((self.path / DONE).read_text())
+        info = json.loads((self.path / DONE).read_text())
+        # The text, the ids and the row map are checked against their checksums once per process.
+        self.info = verify_or_record(self.path, DONE, info, "corpus file")
         self.fingerprint: str = self.info["fingerprint"]
         reader = pa.ipc.open_file(pa.memory_map(str(self.path / "corpus.arrow")))
         self._batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
@@ -79,15 +82,23 @@ class Corpus:
         key = hashlib.sha1(f"{FORMAT}:{fingerprint}".encode()).hexdigest()[:16]
         out = Path(out_dir) if out_dir else cache_dir() / "corpus" / key
         if (out / DONE).exists():
-            corpus = cls(out)
-            if corpus.fingerprint == fingerprint:
+            try:
+                corpus = cls(out)
+            except ChecksumError as exc:  # a cache: rebuilt, with one log line
+                log_rebuild(exc, "corpus")
+                corpus = None
+            if corpus is not None and corpus.fingerprint == fingerprint:
                 log.info("reusing the corpus of %s at %s (%d passages)", collection_tsv, out, len(corpus))
                 return corpus
-            log.info("%s was built from another version of %s: rebuilding", out, collection_tsv)
+            if corpus is not None:
+                log.info("%s was built from another version of %s: rebuilding", out, collection_tsv)
             shutil.rmtree(out)
         with building(out) as tmp:
             info = write_corpus(collection_tsv, tmp, block_bytes, progress)
+            if file_fingerprint(collection_tsv) != fingerprint:  # free: hashed while it was read
+                raise ValueError(f"{collection_tsv} changed while the corpus was built from it; build it again")
             info.update(fingerprint=fingerprint, source=str(collection_tsv), format=FORMAT)
+            info["checksums"] = folder_checksums(tmp)  # corpus.arrow, keys.npy, rows.npy
             (tmp / DONE).write_text(json.dumps(info, indent=2))
         log.info(
             "built the corpus of %s at %s: %d passages, %d blank skipped",

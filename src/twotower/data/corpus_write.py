@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from twotower.io.fingerprint import hashed_open
+
 log = logging.getLogger(__name__)
 
 SCHEMA = pa.schema([("pid", pa.string()), ("text", pa.string())])
@@ -18,10 +20,15 @@ SCHEMA = pa.schema([("pid", pa.string()), ("text", pa.string())])
 
 def write_corpus(collection_tsv: Path, out: Path, block_bytes: int, progress: bool) -> dict:
     """Stream the TSV into `out/corpus.arrow` and write the sorted id index; returns counts."""
+    with hashed_open(collection_tsv) as fh:  # hashed as it streams by: the fingerprint of what was read
+        return _write_corpus(fh, collection_tsv, out, block_bytes, progress)
+
+
+def _write_corpus(source, collection_tsv: Path, out: Path, block_bytes: int, progress: bool) -> dict:
     from rich.progress import Progress
 
     reader = pacsv.open_csv(
-        collection_tsv,
+        source,
         read_options=pacsv.ReadOptions(column_names=["pid", "text"], block_size=block_bytes),
         # MS MARCO text holds stray quotes: quoting must be off or rows merge.
         parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),

@@ -192,7 +192,10 @@ class MSMarcoDataModule(L.LightningDataModule):
         train = self._read(self.train_split, self.source)
         self.skipped.update(train.skipped)
         source_id = f"{self.source}:{self.dir}:{self.train_split}"
-        out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir, self._inputs_fingerprint())
+        # One teacher for the prepare step and the collate: loaded here only when a loss reads its vectors.
+        self._teacher = self._load_teacher(train) if self.teacher_vectors else None
+        fingerprint = self._inputs_fingerprint()
+        out = prepare_triplets(train, self.prepare, source_id, self.triplets_dir, fingerprint, teacher=self._teacher)
         self._files = triplet_files(out)
         shared = train.collection if self.source == self.eval_source == "passage" else None
         self.eval_split = self._read(self.eval_split_name, self.eval_source, shared) if self.eval_split_name else None
@@ -236,19 +239,16 @@ class MSMarcoDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_epoch = state_dict.get("stream_epoch")
 
-    def _teacher_vectors(self):
-        """The teacher's cached vectors, when a loss regresses onto them (`data.teacher_vectors=true`)."""
-        if not self.teacher_vectors:
-            return None
+    def _load_teacher(self, train: Split):
         if self.prepare.teacher is None:
             raise ValueError("data.teacher_vectors=true needs data.prepare.teacher")
-        if self._teacher is None:
-            from twotower.data.scoring import TeacherScores
+        from twotower.data.scoring import TeacherScores
 
-            self._teacher = TeacherScores.load(
-                self.prepare.teacher, self.train_split_data, training_qids(self.train_split_data)
-            )
-        return self._teacher
+        return TeacherScores.load(self.prepare.teacher, train, training_qids(train))
+
+    def _teacher_vectors(self):
+        """The teacher's cached vectors, when a loss regresses onto them (`data.teacher_vectors=true`)."""
+        return self._teacher if self.teacher_vectors else None
 
     def _model(self):
         """The two-tower model of the trainer this DataModule is attached to (its towers tokenise batches)."""

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from twotower.io.fingerprint import hashed_open, hashed_text
 from twotower.io.paths import data_dir, require
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,14 @@ class DataFormatError(ValueError):
 def _read_tsv(path: str | Path, names: list[str], what: str) -> pa.Table:
     path = require(path, what)
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
-            # MS MARCO text holds stray quotes: quoting must be off or rows merge.
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
-        )
+        with hashed_open(path) as fh:  # its fingerprint comes with the read (twotower.io.fingerprint)
+            table = pacsv.read_csv(
+                fh,
+                read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+                # MS MARCO text holds stray quotes: quoting must be off or rows merge.
+                parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+            )
     except pa.ArrowInvalid as exc:
         raise DataFormatError(
             f"{path}: not a {len(names)}-column TSV ({', '.join(names)}): {_first_bad_line(path, len(names)) or exc}"
@@ -130,24 +132,24 @@ def read_qrels(path: str | Path) -> Qrels:
     """TREC qrels `qid 0 pid rel` (tab- or space-separated) -> {qid: {pid: rel}}."""
     path = require(path, "qrels")
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise DataFormatError(f"{path}, line {lineno}: a qrels row has 4 fields (qid 0 pid rel), got {line!r}")
-            qid, _, pid, rel = parts
-            judged = qrels.setdefault(qid, {})
-            if pid in judged:
-                raise DataFormatError(
-                    f"{path}, line {lineno}: query {qid!r} judges passage {pid!r} a second time "
-                    f"(first on line {_qrels_line(path, qid, pid)}); keep one row per (qid, pid)"
-                )
-            try:
-                judged[pid] = int(rel)
-            except ValueError:
-                raise DataFormatError(f"{path}, line {lineno}: relevance {rel!r} is not an integer") from None
+    # The lines are hashed as they are read: the file's fingerprint comes free (twotower.io.fingerprint).
+    for lineno, line in enumerate(hashed_text(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 4:
+            raise DataFormatError(f"{path}, line {lineno}: a qrels row has 4 fields (qid 0 pid rel), got {line!r}")
+        qid, _, pid, rel = parts
+        judged = qrels.setdefault(qid, {})
+        if pid in judged:
+            raise DataFormatError(
+                f"{path}, line {lineno}: query {qid!r} judges passage {pid!r} a second time "
+                f"(first on line {_qrels_line(path, qid, pid)}); keep one row per (qid, pid)"
+            )
+        try:
+            judged[pid] = int(rel)
+        except ValueError:
+            raise DataFormatError(f"{path}, line {lineno}: relevance {rel!r} is not an integer") from None
     if not qrels:
         raise DataFormatError(f"{path}: the qrels file is empty (no `qid 0 pid rel` rows); nothing can be scored")
     return qrels

@@ -11,7 +11,8 @@ within that margin of the positive (most are unjudged relevant passages: false n
 Shards hold ids only (qid, pid, neg_pids, teacher): text is fetched when a batch is collated, so a teacher can
 be joined later without re-mining and memory does not grow with passage length. Shards are written one by one
 through a temp file and `_SUCCESS.json` last, so a crash never leaves a half-written set that looks complete; a
-finished set is reused when the same configuration and the same input files ask again.
+finished set is reused when the same configuration and the same input files ask again. One process builds a set
+at a time (a lock per set), and a finished set with a missing or damaged shard is rebuilt (`triplet_shards`).
 """
 
 from __future__ import annotations
@@ -25,27 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.progress import track
 
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split
 from twotower.data.negatives import OLD_SETTINGS, NegativeSource, RandomNegatives, build_source, upgrade_source
-from twotower.io.atomic import atomic_path
+from twotower.data.triplet_shards import DONE, SCHEMA, ShardWriter, finished, triplet_files, triplet_lock
 from twotower.io.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema(
-    [
-        ("qid", pa.string()),
-        ("pid", pa.string()),
-        ("neg_pids", pa.list_(pa.string())),
-        ("teacher", pa.list_(pa.float32())),
-    ]
-)
-DONE = "_SUCCESS.json"
+__all__ = ["DONE", "SCHEMA", "PrepareConfig", "ShardWriter", "prepare_triplets", "training_qids", "triplet_files"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +75,10 @@ class PrepareConfig:
             )
         if not 0 < self.subsample <= 1:
             raise ValueError(f"data.prepare.subsample is a fraction in (0, 1], got {self.subsample}")
-        if self.num_negatives < 1:
-            raise ValueError(f"data.prepare.num_negatives must be at least 1, got {self.num_negatives}")
+        # The data's rule only (a whole number of negatives per row); which losses can train without hard
+        # negatives is `training.validate`'s rule, checked before any data work.
+        if isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, int) or self.num_negatives < 0:
+            raise ValueError(f"data.prepare.num_negatives must be a whole number >= 0, got {self.num_negatives!r}")
         if self.negatives.needs_teacher and not self.teacher:
             raise ValueError(
                 f"negatives={self.negatives.name} mines with a teacher: set data.prepare.teacher (e.g. minilm)"
@@ -131,17 +124,29 @@ def upgrade_data(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def prepare_triplets(
-    split: Split, config: PrepareConfig, source: str, out_dir: str | Path | None = None, inputs: str = "", miner=None
+    split: Split,
+    config: PrepareConfig,
+    source: str,
+    out_dir: str | Path | None = None,
+    inputs: str = "",
+    miner=None,
+    teacher=None,
 ) -> Path:
     """Write the triplets of `split` under `out_dir` (default: the cache, keyed by `source`, the fingerprint
     of the input files `inputs` and `config`). `miner` mines the dense negatives instead of the teacher (the
-    model being trained, for an ANCE-style refresh; see `data.datamodule`)."""
+    model being trained, for an ANCE-style refresh; see `data.datamodule`). `teacher` is the `TeacherScores`
+    of `config.teacher` when the caller has loaded it already (it is loaded here otherwise)."""
     config.check()
     out = Path(out_dir) if out_dir else cache_dir() / "triplets" / config.key(source, inputs)
-    if (out / DONE).exists():
-        log.info("reusing the triplets in %s (same configuration and input files)", out)
-        return out
+    with triplet_lock(out):  # two trainings preparing one set: the second waits, then reuses the first's
+        if finished(out):
+            log.info("reusing the triplets in %s (same configuration and input files)", out)
+            return out
+        return _prepare(split, config, source, out, miner)
 
+
+def _prepare(split: Split, config: PrepareConfig, source: str, out: Path, miner) -> Path:
+    """Mine and write the set (the caller holds its lock)."""
     rng = np.random.default_rng(config.seed)
     corpus = as_corpus(split.collection)
     qids = training_qids(split)
@@ -153,7 +158,7 @@ def prepare_triplets(
     from twotower.data.scoring import TeacherScores
 
     # Teacher vectors of every training query, whatever the subsample: one cache serves all runs.
-    scores = TeacherScores.load(config.teacher, split, qids) if config.teacher else None
+    scores = teacher or (TeacherScores.load(config.teacher, split, qids) if config.teacher else None)
     if config.subsample < 1:
         qids = sorted(rng.choice(qids, max(1, round(len(qids) * config.subsample)), replace=False).tolist())
     check_memory(len(qids), config)
@@ -209,57 +214,6 @@ def training_qids(split: Split) -> list[str]:
     return [q for q in split.queries if split.qrels.get(q) and any(p in split.collection for p in split.qrels[q])]
 
 
-class ShardWriter:
-    """Accumulates rows and writes shuffled parquet shards of `shard_rows` rows (memory bounded by a shard)."""
-
-    def __init__(self, out: Path, config: PrepareConfig) -> None:
-        self.out, self.config = out, config
-        self.rng = np.random.default_rng(config.seed + 1)
-        self.rows: dict[str, list] = {name: [] for name in SCHEMA.names}
-        self.shards: list[Path] = []
-        self.total = 0
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob("shard-*.parquet"):
-            stale.unlink()
-
-    def add(self, qid: str, pid: str, negatives: list[str], teacher: list[float] | None) -> None:
-        if teacher is not None and not np.all(np.isfinite(teacher)):
-            raise ValueError(f"the teacher scored query {qid} / passage {pid} as {teacher}: not finite")
-        for name, value in zip(SCHEMA.names, (qid, pid, negatives, teacher)):
-            self.rows[name].append(value)
-        if len(self.rows["qid"]) >= self.config.shard_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.rows["qid"]:
-            return
-        table = pa.table(self.rows, schema=SCHEMA)
-        # Shuffle on disk so that row groups mix topics; the loader shuffles again every epoch.
-        table = table.take(self.rng.permutation(len(table)))
-        with atomic_path(self.out / f"shard-{len(self.shards):05d}.parquet") as tmp:
-            pq.write_table(table, tmp, row_group_size=self.config.row_group_rows)
-        self.shards.append(self.out / f"shard-{len(self.shards):05d}.parquet")
-        self.total += len(table)
-        self.rows = {name: [] for name in SCHEMA.names}
-
-    def finish(self, source: str) -> Path:
-        self._flush()
-        with atomic_path(self.out / DONE) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {
-                        "rows": self.total,
-                        "shards": len(self.shards),
-                        "source": source,
-                        "config": self.config.settings(),
-                    },
-                    indent=2,
-                )
-            )
-        log.info("wrote %d triplets in %d shards to %s", self.total, len(self.shards), self.out)
-        return self.out
-
-
 def _draw(pool: list[str], relevant: set[str], corpus, k: int, rng: np.random.Generator) -> list[str]:
     """k distinct non-relevant passages: from `pool` first, then uniformly from the collection."""
     pool = [p for p in pool if p not in relevant]
@@ -269,11 +223,3 @@ def _draw(pool: list[str], relevant: set[str], corpus, k: int, rng: np.random.Ge
         if p not in relevant and p not in chosen:
             chosen.append(p)
     return chosen
-
-
-def triplet_files(path: str | Path) -> list[Path]:
-    """The shards of a finished triplet set, or a clear error if it is missing or unfinished."""
-    path = Path(path)
-    if not (path / DONE).exists():
-        raise FileNotFoundError(f"{path} holds no finished triplet set (no {DONE}); run the prepare step again")
-    return sorted(path.glob("shard-*.parquet"))

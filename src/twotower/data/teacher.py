@@ -124,7 +124,7 @@ def load_teacher(spec: str) -> Teacher | CrossEncoderTeacher:
     """The teacher `spec` names (see the module docstring); anything else is refused naming `teacher=`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if spec == "minilm":
-        from twotower.models.tokenizers import minilm_path
+        from twotower.models.pretrained import minilm_path
 
         return _sentence_transformer_teacher(minilm_path(), "minilm")
     path = Path(spec).expanduser()

@@ -1,31 +1,29 @@
 """A local vector store with Deep Lake's user-facing shape: `add`, `search`, and `.deep_memory`.
 
-Layout of a store folder (all files written atomically; `data/` is swapped in whole on every `add`):
+Layout of a store folder (see store_files.py for how its data versions are written and read):
 
-    store.json                  what made the vectors: embedding function name, dimension, document count
-    data/documents.parquet      id, text, metadata (JSON text) per document, in row order
-    data/embeddings.npy         (n, dim) float32 unit-length document vectors: computed once, at `add`
+    store.json                  what made the vectors (embedding function, dimension, document count), which
+                                data version is current, and that version's checksums
+    data.<generation>/          documents.parquet (id, text, metadata JSON per row, in row order) and
+                                embeddings.npy ((n, dim) float32 unit-length vectors, computed once, at `add`)
     deep_memory/jobs/<job id>/  one folder per training job (see jobs.py)
     deep_memory/selected.json   the model `search(deep_memory=True)` uses, when set with `set_model`
 
 Scores are cosine similarities: documents are stored unit length and queries are normalised at search.
 
 Writers hold `<store>.lock`, a file lock beside the folder, and re-read the store under it: any number of
-processes may `add` at once and every document is kept.
+processes may `add` at once and every document is kept. Readers take no lock: each reads one whole version.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from twotower.deep_memory.embeddings import (
     EmbeddingDimensionError,
@@ -36,15 +34,18 @@ from twotower.deep_memory.embeddings import (
     unit_rows,
 )
 from twotower.deep_memory.memory import DeepMemory
-from twotower.io.atomic import atomic_path, write_json
-from twotower.io.npy import load_npy
+from twotower.deep_memory.store_files import (
+    FORMAT_VERSION,
+    StoreCorruptError,
+    Version,
+    read_info,
+    read_version,
+    write_version,
+)
+from twotower.io.lock import folder_lock
 from twotower.retrieval.exact import exact_search
 
-FORMAT_VERSION = 1
-
-
-class StoreCorruptError(ValueError):
-    """A store file exists but cannot be read as what it should be."""
+__all__ = ["FORMAT_VERSION", "StoreCorruptError", "VectorStore"]
 
 
 class VectorStore:
@@ -60,10 +61,11 @@ class VectorStore:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._embedding_function = embedding_function
-        self._loaded_count = -1
+        self._loaded: tuple[int, str | None] | None = None
+        self._version = Version({})
         self._ids: list[str] = []
         self._texts: list[str] = []
-        self._metadata: list[str] = []
+        self._metadata: list[str | None] = []
         self._embeddings = np.zeros((0, 0), np.float32)
         self._row_of: dict[str, int] | None = None
         self.deep_memory = DeepMemory(self)
@@ -77,8 +79,7 @@ class VectorStore:
 
     def info(self) -> dict:
         """store.json: embedding function, dimension, count (empty dict for a new store)."""
-        path = self.path / "store.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_info(self.path)
 
     @property
     def dim(self) -> int | None:
@@ -86,42 +87,17 @@ class VectorStore:
 
     def _refresh(self) -> None:
         """(Re)read documents when another process or object has added to the store since we last looked."""
-        count = self.info().get("count", 0)
-        if count == self._loaded_count:
+        info = self.info()
+        if (info.get("count", 0), info.get("data")) == self._loaded:
             return
-        data = self.path / "data"
-        for _attempt in range(20):
-            try:
-                table = pq.read_table(data / "documents.parquet")
-                embeddings = np.asarray(load_npy(data / "embeddings.npy", "store embeddings"))
-                break
-            except FileNotFoundError:
-                if count == 0:
-                    table, embeddings = None, np.zeros((0, self.dim or 0), np.float32)
-                    break
-                time.sleep(0.05)  # `add` elsewhere is swapping data/ in: it reappears within milliseconds.
-            except pa.ArrowInvalid as exc:
-                raise StoreCorruptError(
-                    f"{data / 'documents.parquet'} is unreadable ({exc}); the store is damaged"
-                ) from None
-            except ValueError as exc:  # embeddings.npy is not a (n, dim) matrix
-                raise StoreCorruptError(f"{exc}; the store is damaged") from None
-        else:
-            raise FileNotFoundError(f"{data}: documents are missing although store.json lists {count}")
-        if table is not None and len(table) != len(embeddings):
-            raise StoreCorruptError(
-                f"{data}: documents.parquet holds {len(table)} rows but embeddings.npy "
-                f"{len(embeddings)}; the store is damaged"
-            )
-        if table is None:
-            self._ids, self._texts, self._metadata = [], [], []
-        else:
-            self._ids = table["id"].to_pylist()
-            self._texts = table["text"].to_pylist()
-            self._metadata = table["metadata"].to_pylist()
-        self._embeddings = embeddings
+        self._use(read_version(self.path))
+
+    def _use(self, version: Version) -> None:
+        self._version = version
+        self._ids, self._texts, self._metadata = version.ids, version.texts, version.metadata
+        self._embeddings = version.embeddings
         self._row_of = None
-        self._loaded_count = len(self._ids)
+        self._loaded = (version.info.get("count", 0), version.info.get("data"))
 
     def __len__(self) -> int:
         self._refresh()
@@ -195,16 +171,17 @@ class VectorStore:
                 )
         vectors = unit_rows(vectors)
         meta_json = [json.dumps(m) if m is not None else None for m in metadata]
-        with self._write_lock():
+        with folder_lock(self.path, "Deep Memory store", announce=False):
             # Another process may have added since we looked: start from what is on disk now, or its rows are lost.
-            self._loaded_count = -1
-            self._refresh()
+            self._use(read_version(self.path))
             self._check_new(ids)
             if self.dim is not None and vectors.shape[1] != self.dim:
                 raise EmbeddingDimensionError(
                     f"these documents have {vectors.shape[1]}-d vectors but the store now holds {self.dim}-d vectors"
                 )
-            self._write(ids, texts, meta_json, vectors)
+            function = self._version.info.get("embedding_function") or describe(self.embedding_function)
+            new = Version({}, ids, texts, meta_json, vectors)
+            self._use(write_version(self.path, self._version, new, function))
         return ids
 
     def _check_new(self, ids: list[str]) -> None:
@@ -212,37 +189,6 @@ class VectorStore:
         clash = sorted(set(ids) - set(missing))
         if clash:
             raise ValueError(f"{len(clash)} id(s) are already in the store, e.g. {clash[:5]}")
-
-    def _write_lock(self):
-        """The store's inter-process write lock, `<store>.lock` beside the folder."""
-        from filelock import FileLock
-
-        return FileLock(str(self.path.resolve().with_name(self.path.resolve().name + ".lock")))
-
-    def _write(self, ids: list[str], texts: list[str], meta_json: list[str | None], vectors: np.ndarray) -> None:
-        """Append rows to what `_refresh` last read and commit: data/ swapped in whole, then store.json."""
-        all_vectors = np.concatenate([self._embeddings.reshape(-1, vectors.shape[1]), vectors])
-        table = pa.table(
-            {
-                "id": pa.array(self._ids + ids, pa.string()),
-                "text": pa.array(self._texts + texts, pa.string()),
-                "metadata": pa.array(self._metadata + meta_json, pa.string()),
-            }
-        )
-        with atomic_path(self.path / "data") as tmp:
-            tmp.mkdir()
-            pq.write_table(table, tmp / "documents.parquet")
-            with open(tmp / "embeddings.npy", "wb") as fh:
-                np.save(fh, all_vectors)
-        info = {
-            "format": FORMAT_VERSION,
-            "dim": int(vectors.shape[1]),
-            "count": len(all_vectors),
-            "embedding_function": self.info().get("embedding_function") or describe(self.embedding_function),
-        }
-        write_json(self.path / "store.json", info)
-        self._loaded_count = -1
-        self._refresh()
 
     # ------------------------------------------------------------------- search
     def search(

@@ -79,22 +79,58 @@ def train_adapter(
     half picks the epoch (early stopping), the check half, never used for any choice, measures the gain
     that decides acceptance, so the reported validation gain is not inflated by the choice of epoch.
     `report` is called after each epoch with progress; `should_stop` is polled every batch (cancellation).
+    Named steps: split the data, choose negatives and temperature, fit, judge on the check half.
     """
     settings.validate()
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     L.seed_everything(settings.seed, verbose=False)
     t0 = time.monotonic()
+    select, check, train, n_val = _split(data, settings)
+    docs_t = torch.tensor(np.asarray(docs), dtype=torch.float32)  # a copy: the store's array may be read-only
+    negatives, hard, tau = _negatives_and_temperature(train, docs, docs_t, settings)
+    adapter = build_adapter(settings.adapter, dim=docs.shape[1], temperature=tau)
+    watcher = _fit(adapter, train, hard, select, docs_t, settings, negatives, report, should_stop, progress_bar)
+    cancelled = should_stop()
+    if watcher.best_state is not None:
+        adapter.load_state_dict(watcher.best_state)
+    adapter.eval()
+    ks, batch = settings.cutoffs(), settings.inference_batch_size
+    check_q, check_rel = torch.from_numpy(check.queries), check.qrels()
+    base_check = evaluate_queries(check_q, docs_t, check_rel, None, ks, batch, per_query=True)
+    best_check = evaluate_queries(check_q, docs_t, check_rel, adapter, ks, batch, per_query=True)
+    accepted, reason, t, p = judge(base_check, best_check, settings)
+    return TrainOutcome(
+        adapter=adapter,
+        accepted=accepted and not cancelled,
+        reason="cancelled" if cancelled else reason,
+        base_val={k: float(v.mean()) for k, v in base_check.items()},
+        best_val={k: float(v.mean()) for k, v in best_check.items()},
+        val_gain_z=t,
+        val_gain_p=p,
+        best_epoch=watcher.best_epoch + 1,
+        epochs_run=len(watcher.history),
+        history=watcher.history,
+        train_seconds=time.monotonic() - t0,
+        n_train=len(train),
+        n_val=n_val,
+        negatives=negatives,
+        temperature_init=tau,
+        cancelled=cancelled,
+    )
+
+
+def _split(data: RelevanceData, settings: TrainingSettings) -> tuple:
+    """(selection half, check half, training part, validation size) of a seeded permutation."""
     _, n_val = split_sizes(len(data), settings.validation_split)
     perm = np.random.default_rng(settings.seed).permutation(len(data))
     n_select = n_val // 2
-    select, check, train = (data.subset(perm[:n_select]), data.subset(perm[n_select:n_val]), data.subset(perm[n_val:]))
-    docs_t = torch.tensor(np.asarray(docs), dtype=torch.float32)  # a copy: the store's array may be read-only
-    ks, batch = settings.cutoffs(), settings.inference_batch_size
-    select_q, select_rel = torch.from_numpy(select.queries), select.qrels()
-    check_q, check_rel = torch.from_numpy(check.queries), check.qrels()
-    base_select = evaluate_queries(select_q, docs_t, select_rel, None, ks, batch)
+    return data.subset(perm[:n_select]), data.subset(perm[n_select:n_val]), data.subset(perm[n_val:]), n_val
 
+
+def _negatives_and_temperature(train: RelevanceData, docs: np.ndarray, docs_t: torch.Tensor, settings) -> tuple:
+    """The negatives (`all` rows in a full softmax for a small store, else `mined` hard ones), the mined
+    rows, and the softmax temperature (calibrated on the training queries when `auto`)."""
     negatives = settings.negatives
     if negatives == "auto":
         negatives = "all" if len(docs) <= settings.max_full_softmax_docs else "mined"
@@ -103,7 +139,11 @@ def train_adapter(
         tau = calibrate_temperature(torch.from_numpy(train.queries), docs_t, train)
     else:
         tau = float(settings.temperature)
-    adapter = build_adapter(settings.adapter, dim=docs.shape[1], temperature=tau)
+    return negatives, hard, tau
+
+
+def _fit(adapter, train, hard, select, docs_t, settings, negatives, report, should_stop, progress_bar):
+    """Lightning fits the adapter; the returned watcher holds the best epoch on the selection half."""
     module = DeepMemoryModule(adapter, docs_t, settings, full_softmax=negatives == "all")
     loader = DataLoader(
         list(range(len(train))),
@@ -113,6 +153,9 @@ def train_adapter(
         generator=torch.Generator().manual_seed(settings.seed),
     )
     module.steps_per_epoch = len(loader)
+    ks, batch = settings.cutoffs(), settings.inference_batch_size
+    select_q, select_rel = torch.from_numpy(select.queries), select.qrels()
+    base_select = evaluate_queries(select_q, docs_t, select_rel, None, ks, batch)
     watcher = ValidationCallback(select_q, docs_t, select_rel, settings, base_select, report, should_stop)
     # The watcher logs the monitored metric first; EarlyStopping, a monitoring callback, runs after it.
     stopper = EarlyStopping(
@@ -140,28 +183,4 @@ def train_adapter(
         trainer.fit(module, train_dataloaders=loader)
     except SIGTERMException:
         pass  # Lightning turns SIGTERM (how `cancel` reaches a worker) into this; the best weights are kept.
-    cancelled = should_stop()
-    if watcher.best_state is not None:
-        adapter.load_state_dict(watcher.best_state)
-    adapter.eval()
-    base_check = evaluate_queries(check_q, docs_t, check_rel, None, ks, batch, per_query=True)
-    best_check = evaluate_queries(check_q, docs_t, check_rel, adapter, ks, batch, per_query=True)
-    accepted, reason, t, p = judge(base_check, best_check, settings)
-    return TrainOutcome(
-        adapter=adapter,
-        accepted=accepted and not cancelled,
-        reason="cancelled" if cancelled else reason,
-        base_val={k: float(v.mean()) for k, v in base_check.items()},
-        best_val={k: float(v.mean()) for k, v in best_check.items()},
-        val_gain_z=t,
-        val_gain_p=p,
-        best_epoch=watcher.best_epoch + 1,
-        epochs_run=len(watcher.history),
-        history=watcher.history,
-        train_seconds=time.monotonic() - t0,
-        n_train=len(train),
-        n_val=n_val,
-        negatives=negatives,
-        temperature_init=tau,
-        cancelled=cancelled,
-    )
+    return watcher

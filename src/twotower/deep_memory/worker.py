@@ -25,6 +25,7 @@ from twotower.deep_memory.data import RelevanceData
 from twotower.deep_memory.embeddings import embed
 from twotower.deep_memory.jobs import PAYLOAD_ENV, JobFolder, now, read_json
 from twotower.deep_memory.settings import TrainingSettings
+from twotower.deep_memory.store_files import store_embeddings
 from twotower.deep_memory.training import train_adapter
 from twotower.io.atomic import atomic_path
 
@@ -60,7 +61,7 @@ def run_worker(store_path: Path, job_id: str) -> int:
         data = RelevanceData.load(folder.dir / "relevance.npz")
         if data.queries.size == 0:
             data = _embed_queries(folder, data, stop)
-        docs = np.load(store_path / "data" / "embeddings.npy", mmap_mode="r")
+        docs = store_embeddings(store_path)
         spec = folder.read()
         docs = np.array(docs[: spec["store_count"]], dtype=np.float32)  # a private, writable copy
 

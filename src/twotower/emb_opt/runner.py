@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +15,28 @@ from twotower.emb_opt.log import SearchLog
 from twotower.emb_opt.score import Score, as_score
 from twotower.emb_opt.updates import NewQueries, ScoredQueries
 from twotower.emb_opt.vector_db import VectorDB, check_query_vectors
+
+
+@dataclass
+class _Step:
+    """What one iteration of `Runner.step` has found so far (filled in by its named steps, in order)."""
+
+    queries: Queries
+    times: list[float] = field(default_factory=list)  # start, after retrieve, filter, score, prune
+    found: Any = None
+    slot_q: np.ndarray | None = None
+    slot_rank: np.ndarray | None = None
+    items: Items | None = None
+    passed: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    calls_before: int = 0
+    grid_scores: np.ndarray | None = None
+    grid_valid: np.ndarray | None = None
+    n_valid: np.ndarray | None = None
+    live: np.ndarray | None = None
+    batch: ScoredQueries | None = None
+    keep: np.ndarray | None = None
 
 
 class SearchInterrupted(RuntimeError):
@@ -73,44 +95,69 @@ class Runner:
         return Queries(vectors, ids, np.full(len(ids), -1, dtype=np.int64), ids.copy())
 
     def step(self, queries: Queries, log: SearchLog) -> Queries | None:
-        """One iteration; returns the next queries, or None when the search cannot go on."""
-        t0 = time.perf_counter()
-        found = self.vector_db.query(queries.vectors, self.k)
-        slot_q, slot_rank = np.nonzero(found.valid)
-        items = Items(
-            ids=found.ids[slot_q, slot_rank],
-            vectors=found.vectors[slot_q, slot_rank],
-            fields={name: values[slot_q, slot_rank] for name, values in found.fields.items()},
-            distances=found.distances[slot_q, slot_rank],
-        )
-        t1 = time.perf_counter()
-        passed = np.ones(len(items), dtype=bool) if self.filter is None else check_mask(self.filter(items), len(items))
-        t2 = time.perf_counter()
-        calls_before = self.score.calls
-        scores = np.full(len(items), np.nan)
-        if passed.any():
-            scores[passed] = self.score(items.select(passed))
-        valid = passed & np.isfinite(scores)
-        t3 = time.perf_counter()
+        """One iteration; returns the next queries, or None when the search cannot go on. Its named steps:
+        retrieve, filter and score the results, regroup them per query and prune, log, update."""
+        t = _Step(queries, times=[time.perf_counter()])
+        self._retrieve(t)
+        self._filter_and_score(t)
+        self._regroup_and_prune(t)
+        self._log_step(t, log)  # before the update runs, so a failing update cannot lose this iteration
+        if not t.keep.any():
+            log.stop_reason = "no query has valid results left" if not t.live.any() else "prune kept no query"
+            log.annotate_last_step(time_update=0.0, time_total=t.times[-1] - t.times[0])
+            return None
+        return self._update(t, log)
 
-        # Back to the (Q, k) grid the updates work on; invalid slots stay NaN / False.
-        grid_scores = np.full(found.valid.shape, np.nan)
-        grid_scores[slot_q, slot_rank] = scores
-        grid_valid = np.zeros(found.valid.shape, dtype=bool)
-        grid_valid[slot_q, slot_rank] = valid
-        n_valid = grid_valid.sum(axis=1)
-        live = n_valid > 0
-        batch = ScoredQueries(
-            queries.vectors, found.ids, found.vectors, grid_scores, grid_valid, queries.root_ids
-        ).select(live)
-        keep = (
-            np.ones(len(batch), dtype=bool)
-            if self.prune is None or not len(batch)
-            else np.asarray(self.prune(batch), dtype=bool)
+    def _retrieve(self, t: _Step) -> None:
+        """The top `k` of every query, flattened to the list of valid (query, rank) slots."""
+        found = t.found = self.vector_db.query(t.queries.vectors, self.k)
+        t.slot_q, t.slot_rank = np.nonzero(found.valid)
+        at = (t.slot_q, t.slot_rank)
+        t.items = Items(
+            ids=found.ids[at],
+            vectors=found.vectors[at],
+            fields={name: values[at] for name, values in found.fields.items()},
+            distances=found.distances[at],
         )
-        t4 = time.perf_counter()
+        t.times.append(time.perf_counter())
 
-        # Logged before the update runs, so a failing update cannot lose this iteration.
+    def _filter_and_score(self, t: _Step) -> None:
+        """The filter's verdict, then the black-box score of what passed (NaN elsewhere)."""
+        n = len(t.items)
+        t.passed = np.ones(n, dtype=bool) if self.filter is None else check_mask(self.filter(t.items), n)
+        t.times.append(time.perf_counter())
+        t.calls_before = self.score.calls
+        t.scores = np.full(n, np.nan)
+        if t.passed.any():
+            t.scores[t.passed] = self.score(t.items.select(t.passed))
+        t.valid = t.passed & np.isfinite(t.scores)
+        t.times.append(time.perf_counter())
+
+    def _regroup_and_prune(self, t: _Step) -> None:
+        """Back to the (Q, k) grid the updates work on (invalid slots stay NaN / False); queries with no valid
+        result drop out, and the prune callable may drop more."""
+        shape = t.found.valid.shape
+        t.grid_scores = np.full(shape, np.nan)
+        t.grid_scores[t.slot_q, t.slot_rank] = t.scores
+        t.grid_valid = np.zeros(shape, dtype=bool)
+        t.grid_valid[t.slot_q, t.slot_rank] = t.valid
+        t.n_valid = t.grid_valid.sum(axis=1)
+        t.live = t.n_valid > 0
+        found, queries = t.found, t.queries
+        t.batch = ScoredQueries(
+            queries.vectors, found.ids, found.vectors, t.grid_scores, t.grid_valid, queries.root_ids
+        ).select(t.live)
+        t.keep = (
+            np.ones(len(t.batch), dtype=bool)
+            if self.prune is None or not len(t.batch)
+            else np.asarray(self.prune(t.batch), dtype=bool)
+        )
+        t.times.append(time.perf_counter())
+
+    def _log_step(self, t: _Step, log: SearchLog) -> None:
+        queries, items, live, n_valid = t.queries, t.items, t.live, t.n_valid
+        scores, valid = t.scores, t.valid
+        t0, t1, t2, t3 = t.times[:4]
         log.add_step(
             queries={
                 "query_id": queries.ids,
@@ -119,18 +166,18 @@ class Runner:
                 "vector": queries.vectors,
                 "n_valid": n_valid,
                 "mean_score": np.where(
-                    live, np.where(grid_valid, grid_scores, 0.0).sum(axis=1) / np.maximum(n_valid, 1), np.nan
+                    live, np.where(t.grid_valid, t.grid_scores, 0.0).sum(axis=1) / np.maximum(n_valid, 1), np.nan
                 ),
                 "max_score": np.where(
-                    live, np.where(grid_valid, grid_scores, -np.inf).max(axis=1, initial=-np.inf), np.nan
+                    live, np.where(t.grid_valid, t.grid_scores, -np.inf).max(axis=1, initial=-np.inf), np.nan
                 ),
             },
             results={
-                "query_id": queries.ids[slot_q],
-                "rank": slot_rank,
+                "query_id": queries.ids[t.slot_q],
+                "rank": t.slot_rank,
                 "item_id": items.ids,
                 "distance": items.distances,
-                "passed_filter": passed,
+                "passed_filter": t.passed,
                 "score": scores,
                 "valid": valid,
             },
@@ -138,11 +185,11 @@ class Runner:
             stats={
                 "queries": len(queries),
                 "live_queries": int(live.sum()),
-                "kept_queries": int(keep.sum()),
+                "kept_queries": int(t.keep.sum()),
                 "results": len(items),
-                "passed_filter": int(passed.sum()),
+                "passed_filter": int(t.passed.sum()),
                 "valid": int(valid.sum()),
-                "calls": self.score.calls - calls_before,
+                "calls": self.score.calls - t.calls_before,
                 "calls_total": self.score.calls,
                 "step_best": float(scores[valid].max()) if valid.any() else np.nan,
                 "time_query": t1 - t0,
@@ -150,19 +197,18 @@ class Runner:
                 "time_score": t3 - t2,
             },
         )
-        if not keep.any():
-            log.stop_reason = "no query has valid results left" if not live.any() else "prune kept no query"
-            log.annotate_last_step(time_update=0.0, time_total=t4 - t0)
-            return None
 
-        new = self.query_update(batch.select(keep))
+    def _update(self, t: _Step, log: SearchLog) -> Queries | None:
+        """The query update over the kept queries; its children remember their parent and root."""
+        new = self.query_update(t.batch.select(t.keep))
         vectors = check_query_vectors(new.vectors, self.vector_db.dim, name="query_update output")
-        parents = np.flatnonzero(live)[keep][np.asarray(new.parents, dtype=np.int64)]
+        parents = np.flatnonzero(t.live)[t.keep][np.asarray(new.parents, dtype=np.int64)]
         t5 = time.perf_counter()
-        log.annotate_last_step(time_update=t5 - t4, time_total=t5 - t0)
+        log.annotate_last_step(time_update=t5 - t.times[-1], time_total=t5 - t.times[0])
         if not len(vectors):
             log.stop_reason = "the update produced no new queries"
             return None
+        queries = t.queries
         return Queries(vectors, log.new_query_ids(len(vectors)), queries.ids[parents], queries.root_ids[parents])
 
     def search(

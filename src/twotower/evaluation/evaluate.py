@@ -14,6 +14,8 @@ from rich.table import Table
 from twotower.data.msmarco import DataFormatError, Split, passage_split, read_collection, read_qrels, read_queries
 from twotower.evaluation.baselines import Baseline, load_baseline
 from twotower.evaluation.retrieval import EvalResult, evaluate_encoder
+from twotower.evaluation.run_files import save_evaluation, slug
+from twotower.evaluation.significance import Comparison, Settings, compare
 from twotower.io.atomic import write_json
 from twotower.io.console import console as make_console
 from twotower.io.paths import data_dir
@@ -94,10 +96,28 @@ def check_judgements(split: Split, queries: Path, qrels: Path, collection: Path)
         )
 
 
-def check_settings(ckpt: str | None, baselines: Sequence[str] | Mapping, max_queries: int | None, k: int) -> None:
+def checkpoint_list(ckpt: str | Sequence[str] | None, overrides: Sequence[str] = ()) -> list[str]:
+    """The checkpoints to evaluate: `ckpt=A`, `ckpt=[A,B]`, or `ckpt=A ckpt=B` (Hydra keeps only the last of
+    repeated overrides, so they are read from its override list); a path given twice is refused."""
+    repeated = [o.split("=", 1)[1] for o in overrides if o.startswith("ckpt=")]
+    if len(repeated) > 1:
+        paths = [p.strip() for value in repeated for p in value.strip("[]").split(",") if p.strip()]
+    elif ckpt is None or isinstance(ckpt, str):
+        paths = [ckpt] if ckpt else []
+    else:
+        paths = [str(p) for p in ckpt]
+    twice = sorted({p for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ValueError(f"ckpt lists {', '.join(twice)} more than once; give each checkpoint once")
+    return paths
+
+
+def check_settings(
+    ckpt: str | Sequence[str] | None, baselines: Sequence[str] | Mapping, max_queries: int | None, k: int
+) -> None:
     """Refuse settings that would score the wrong thing, before any data is read; each error names the setting."""
     if not ckpt and not baselines:
-        raise ValueError("nothing to evaluate: give ckpt=PATH and/or baselines=[bm25,minilm]")
+        raise ValueError("nothing to evaluate: give ckpt=PATH (or ckpt=[A,B]) and/or baselines=[bm25,minilm]")
     if max_queries is not None and (
         isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
     ):
@@ -110,21 +130,25 @@ def check_settings(ckpt: str | None, baselines: Sequence[str] | Mapping, max_que
 
 def evaluate(
     split: Split,
-    ckpt: str | None = None,
+    ckpt: str | Sequence[str] | None = None,
     baselines: Sequence[str] | Mapping[str, Baseline] = (),
     max_queries: int | None = None,
     k: int = 100,
     device: str = "auto",
 ) -> dict[str, EvalResult]:
-    """{name: EvalResult} for the checkpoint (named by its path) and each baseline, on one split. `baselines`
-    names shipped baselines (`["bm25", "minilm"]`) or maps names to built ones (`build_baselines`)."""
+    """{name: EvalResult} for each checkpoint (named by its path; `ckpt` is one path or a list) and each
+    baseline, on one split. `baselines` names shipped baselines (`["bm25", "minilm"]`) or maps names to built
+    ones (`build_baselines`)."""
     check_settings(ckpt, baselines, max_queries, k)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     results: dict[str, EvalResult] = {}
-    if ckpt:
-        results[str(ckpt)] = evaluate_encoder(load_encoder(ckpt, device), split, max_queries, k, progress=True)
+    for path in checkpoint_list(ckpt):
+        results[str(path)] = evaluate_encoder(load_encoder(path, device), split, max_queries, k, progress=True)
     built = baselines if isinstance(baselines, Mapping) else {name: load_baseline(name) for name in baselines}
+    clash = sorted(set(built) & set(results))
+    if clash:
+        raise ValueError(f"{clash[0]!r} names both a checkpoint and a baseline; rename the checkpoint file")
     for name, baseline in built.items():
         results[name] = baseline.evaluate(split, max_queries=max_queries, k=k, progress=True)
     return results
@@ -167,3 +191,30 @@ def write_metrics(path: str | Path, results: dict[str, EvalResult]) -> Path:
         for name, r in results.items()
     }
     return write_json(path, data)
+
+
+def save_systems(out_dir: str | Path, results: Mapping[str, EvalResult], split: Split) -> dict[str, dict[str, list]]:
+    """`<out_dir>/systems/<name>/run.trec` and `per_query.json` for every system; {name: per-query values}."""
+    return {
+        name: save_evaluation(
+            Path(out_dir) / "systems" / slug(display_name(name)), r.ranking, r.scores, split.qrels, slug(name)
+        )
+        for name, r in results.items()
+    }
+
+
+def compare_systems(
+    per_query: Mapping[str, dict[str, list]], compare_to: str | None, settings: Settings
+) -> list[Comparison]:
+    """Every system against `compare_to` (a baseline's name, a checkpoint path, or its shown `run/file` name;
+    None: the first system). Nothing to compare with a single system."""
+    names = list(per_query)
+    if len(names) < 2:
+        return []
+    shown = {display_name(n): n for n in names}
+    baseline = names[0] if compare_to is None else shown.get(str(compare_to), str(compare_to))
+    if baseline not in per_query:
+        raise ValueError(
+            f"compare_to={compare_to!r} is not one of the systems evaluated: {', '.join(map(display_name, names))}"
+        )
+    return compare(per_query, baseline, settings)

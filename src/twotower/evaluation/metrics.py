@@ -88,3 +88,16 @@ def retrieval_metrics(ranking: Mapping[str, Sequence[str]] | Run, qrels: Qrels) 
         ranking = run_to_ranking(ranking)  # type: ignore[arg-type]
     _, values = per_query_metrics(ranking, qrels)  # type: ignore[arg-type]
     return {name: float(values[name].mean()) for name in METRIC_NAMES}
+
+
+def per_query_values(
+    ranking: Mapping[str, Sequence[str]], qrels: Qrels, names: Sequence[str] = METRIC_NAMES
+) -> dict[str, list]:
+    """{"qids": [...], metric: [value per query], ...} for `names`, over the ranked queries that have a relevant
+    passage judged: what a paired test between two evaluations of the same queries needs
+    (`twotower.evaluation.significance`). {} when no ranked query is judged."""
+    judged = {q: qrels[q] for q in ranking if q in qrels and any(r > 0 for r in qrels[q].values())}
+    if not judged:
+        return {}
+    qids, values = per_query_metrics(ranking, judged)
+    return {"qids": qids, **{name: values[name].tolist() for name in names if name in values}}

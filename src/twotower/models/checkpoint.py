@@ -3,17 +3,22 @@
 Layout (the seed project's): `model_state_dict`, `embedding_matrix`, `word_to_index`, `index_to_word`,
 `model_config` {tower, shared, freeze_embeddings, tokenizer, query_max_length, doc_max_length, tower_fields},
 `training_stats` {config, training_stats, evaluation_stats, best_metrics, best_epoch}, `epoch`,
-`eval_results`, `wandb_run_id`, `format` ("twotower/2"; "twotower/1" files still load) and `checksum`.
+`eval_results`, `wandb_run_id`, `format` ("twotower/2"; "twotower/1" files still load), `checksum` and
+`config_checksum`.
 
 For a transformer tower the vocabulary fields hold what the tower needs instead: `word_to_index` /
 `index_to_word` are its tokenizer's vocabulary, `embedding_matrix` is empty (the input embeddings are in the
 state dict), and `model_config.tower_fields` carries the backbone config and tokenizer files, so the `.pt`
-alone rebuilds the model. `checksum` is a SHA-256 over every tensor: a file whose bytes were flipped is refused.
+alone rebuilds the model. `checksum` is a SHA-256 over every tensor and `config_checksum` one over what rebuilds
+the model besides its weights (`model_config`, with a transformer's backbone config and tokenizer files, and
+the vocabulary): a file whose bytes were flipped, or whose config was edited, is refused naming it. Files
+written before `config_checksum` existed load as before (their tensors verified, their config not).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import torch
 
 from twotower.errors import UserError
 from twotower.io.atomic import atomic_path
+from twotower.io.checksum import bytes_checksum
 from twotower.models.build import build_two_tower, tower_factory
 from twotower.models.encoder import TwoTowerEncoder
 from twotower.models.static import VocabularyTower
@@ -79,6 +85,18 @@ def tensors_checksum(payload: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def config_checksum(payload: dict[str, Any]) -> str:
+    """Checksum (`twotower.io.checksum`) of `model_config` (tower, backbone config, tokenizer files) and the
+    vocabulary, over their canonical JSON."""
+    blob = json.dumps(
+        [payload["model_config"], payload["word_to_index"], payload["index_to_word"]],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return bytes_checksum(blob.encode("utf-8", "surrogatepass"))
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` to `path` through a temp file, so a crash never leaves a torn checkpoint. Non-finite
     weights are refused: a diverged model must never become `best.pt`."""
@@ -92,7 +110,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             "training diverged (lower optim.lr)"
         )
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload, "checksum": tensors_checksum(payload)}, tmp)
+        sums = {"checksum": tensors_checksum(payload), "config_checksum": config_checksum(payload)}
+        torch.save({"format": FORMAT, **payload, **sums}, tmp)
     return Path(path)
 
 
@@ -118,6 +137,10 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a damaged twotower checkpoint: missing {missing}")
     if verify and "checksum" in payload and tensors_checksum(payload) != payload["checksum"]:
         raise CheckpointError(f"{path} is damaged: its weights do not match the checksum written with them")
+    if verify and "config_checksum" in payload and config_checksum(payload) != payload["config_checksum"]:
+        raise CheckpointError(
+            f"{path} is damaged: its model config or tokenizer does not match the checksum written with them"
+        )
     return payload
 
 

@@ -12,7 +12,6 @@ All pad with id 0, so a tower's mask is simply `ids != 0`. A transformer tower o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections import Counter
@@ -22,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from twotower.io.paths import cache_dir
-from twotower.models.pretrained import glove_vectors, minilm_path  # noqa: F401 (re-exported)
+from twotower.models.pretrained import glove_vectors, minilm_path, model2vec_folder, safetensor
 from twotower.models.tower import padded as _pad
 from twotower.retrieval.text import WORD as _WORD
 
@@ -173,13 +171,11 @@ class WordPieceTokenizer:
             folder = model2vec_folder(self.path, pca_dims)
             self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
             if load_embeddings:
-                self.embedding_matrix = _safetensor(folder / "model.safetensors", "embeddings")
+                self.embedding_matrix = safetensor(folder / "model.safetensors", "embeddings")
         else:
             self._tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
             if load_embeddings:
-                self.embedding_matrix = _safetensor(
-                    self.path / "model.safetensors", "embeddings.word_embeddings.weight"
-                )
+                self.embedding_matrix = safetensor(self.path / "model.safetensors", "embeddings.word_embeddings.weight")
         self._tok.no_padding()
         self._tok.no_truncation()
         self.word_to_index: dict[str, int] = self._tok.get_vocab()
@@ -273,38 +269,6 @@ class WordPieceTokenizer:
         if state.get("idf") is not None:
             tok.idf = np.asarray(state["idf"], dtype=np.float32)
         return tok
-
-
-def _safetensor(path: Path, name: str) -> np.ndarray:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "np") as f:
-        return f.get_tensor(name).astype(np.float32)
-
-
-def model2vec_folder(model_path: Path, pca_dims: int | None = 256) -> Path:
-    """A Model2Vec distillation of the transformer at `model_path`, made once and cached (key: the model's
-    weights file fingerprint and `pca_dims`)."""
-    from twotower.io.atomic import atomic_path
-    from twotower.io.fingerprint import file_fingerprint
-
-    weights = next(
-        (model_path / n for n in ("model.safetensors", "pytorch_model.bin") if (model_path / n).exists()), None
-    )
-    if weights is None:
-        raise FileNotFoundError(f"{model_path} holds no transformer weights (model.safetensors): cannot distil it")
-    key = hashlib.sha1(f"{file_fingerprint(weights)}:{pca_dims}".encode()).hexdigest()[:12]
-    folder = cache_dir() / "model2vec" / key
-    if (folder / "model.safetensors").exists():
-        log.info("reusing the Model2Vec distillation in %s", folder)
-        return folder
-    from model2vec.distill import distill
-
-    log.info("distilling %s with Model2Vec (pca_dims=%s); cached in %s", model_path, pca_dims, folder)
-    with atomic_path(folder) as tmp:
-        tmp.mkdir()
-        distill(str(model_path), pca_dims=pca_dims).save_pretrained(str(tmp))
-    return folder
 
 
 def tokenizer_from_state(state: dict, word_to_index: dict[str, int], embedding_matrix: np.ndarray | None):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twotower.models.tokenizers import minilm_path
+from twotower.models.pretrained import minilm_path
 from twotower.models.tower import Tower
 
 POOLINGS = ("mean", "cls")

@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from twotower.io.console import console as make_console
-from twotower.reporting.leaderboard import RunEntry, leaderboard_table, overrides_of, rank_runs, read_run
+from twotower.reporting.leaderboard import RunEntry, leaderboard_table, mark_ties, overrides_of, rank_runs, read_run
 from twotower.reporting.leaderboard_plot import plot_leaderboard
 
 
@@ -80,7 +80,7 @@ def report(jobs: list[RunEntry], metric: str, console: Console | None = None) ->
     console = console or make_console()
     finished = [j for j in jobs if j.ok]
     # rank_runs refuses a metric no finished job has (a typo, `MRR@10`), naming the ones there are.
-    ranked = rank_runs(finished, metric) + [j for j in jobs if not j.ok]
+    ranked = mark_ties(rank_runs(finished, metric), metric) + [j for j in jobs if not j.ok]
     table = leaderboard_table(ranked, metric, width=console.width, params=swept(jobs))
     table.title = f"{len(jobs)} jobs of {jobs[0].path.parent.name}, ranked by {metric}"
     console.print(table)
@@ -93,6 +93,12 @@ def report(jobs: list[RunEntry], metric: str, console: Console | None = None) ->
         console.print(
             f"[bold green]best[/] {metric}={best.metrics[metric]:.4f} ({best.path.name}) with "
             + " ".join(f"{k}={v}" for k, v in best.params.items())
+        )
+        tied = [j.path.name for j in ranked if j.vs_best == "tie"]
+        unknown = sum(j.vs_best == "n/a" for j in ranked)
+        console.print(
+            f"statistically tied with the best (paired t-test, Holm, p >= 0.05): {', '.join(tied) or 'none'}"
+            + (f"; {unknown} job(s) saved no per-query values (n/a)" if unknown else "")
         )
     return best or None
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from twotower.io.atomic import DONE, building
+from twotower.io.checksum import ChecksumError, folder_checksums, log_rebuild, verify_or_record
 from twotower.io.paths import cache_dir
 from twotower.retrieval.bm25_write import write_index
 from twotower.retrieval.corpus_like import CorpusLike
@@ -52,7 +53,8 @@ class BM25Index:
             raise FileNotFoundError(
                 f"{self.path} holds no finished BM25 index (no {DONE}); build it with BM25Index.build"
             )
-        self.info = json.loads((self.path / DONE).read_text())
+        # Every index file is checked against its checksum once per process (an older index gets them now).
+        self.info = verify_or_record(self.path, DONE, json.loads((self.path / DONE).read_text()), "BM25 index file")
         if self.info["corpus"] != corpus.fingerprint:
             raise ValueError(f"{self.path} indexes corpus {self.info['corpus']}, not {corpus.fingerprint}: rebuild it")
         self.corpus = corpus
@@ -68,17 +70,22 @@ class BM25Index:
         out = Path(out_dir) if out_dir else default_path(corpus)
         if (out / DONE).exists():
             if json.loads((out / DONE).read_text()).get("corpus") == corpus.fingerprint:
-                log.info("reusing the BM25 index at %s (%d passages)", out, len(corpus))
-                return cls(out, corpus)
-            log.info("%s indexes another corpus: rebuilding", out)
+                try:
+                    index = cls(out, corpus)
+                    log.info("reusing the BM25 index at %s (%d passages)", out, len(corpus))
+                    return index
+                except ChecksumError as exc:  # a cache: rebuilt, with one log line
+                    log_rebuild(exc, "BM25 index")
+            else:
+                log.info("%s indexes another corpus: rebuilding", out)
             shutil.rmtree(out)
         started = time.perf_counter()
         with building(out) as tmp:
             stats = write_index(corpus, tmp, SETTINGS, bm25_stopwords(SETTINGS["stopwords"]), chunk_size, progress)
             stats["seconds"] = time.perf_counter() - started
-            (tmp / DONE).write_text(
-                json.dumps({"corpus": corpus.fingerprint, "settings": SETTINGS, "format": FORMAT, **stats}, indent=2)
-            )
+            info = {"corpus": corpus.fingerprint, "settings": SETTINGS, "format": FORMAT, **stats}
+            info["checksums"] = folder_checksums(tmp)
+            (tmp / DONE).write_text(json.dumps(info, indent=2))
         log.info("built the BM25 index of %d passages at %s in %.1f s", len(corpus), out, time.perf_counter() - started)
         return cls(out, corpus)
 

@@ -6,7 +6,8 @@ folder beside the target and assembled (atomically) at the end.
 
 The cache is keyed by its inputs' contents: `<target>.key` holds a digest of the texts (and of the caller's
 `key`, e.g. the embedding model), so a cache written for other texts, even as many of them, is never reused,
-and neither are the parts of an interrupted run over other texts. Reuse is logged (INFO).
+and neither are the parts of an interrupted run over other texts. Reuse is logged (INFO). The key file's second
+line is the checksum of the vectors, verified once per process: damaged vectors are embedded again (one log line).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twotower.io.atomic import atomic_path
+from twotower.io.checksum import ChecksumError, HashingWriter, file_checksum, log_rebuild, mark_verified, verify_file
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,31 @@ def _key_file(path: Path) -> Path:
 
 
 def _read_key(path: Path) -> str | None:
+    """The inputs digest in `<path>.key` (its first line; the second, when present, is the file's checksum)."""
+    lines = _key_lines(path)
+    return lines[0] if lines else None
+
+
+def _key_lines(path: Path) -> list[str]:
     try:
-        return _key_file(path).read_text().strip()
+        return _key_file(path).read_text().split()
     except OSError:
-        return None
+        return []
+
+
+def _load_verified(target: Path) -> np.ndarray:
+    """The cached matrix, checked against the checksum its key file records (once per process); a cache
+    written before checksums were recorded gets one now (trusted on this first use)."""
+    lines = _key_lines(target)
+    if len(lines) > 1:
+        verify_file(target, lines[1], "embedding cache")
+    else:
+        try:
+            with atomic_path(_key_file(target)) as tmp:
+                tmp.write_text(f"{lines[0]}\n{file_checksum(target)}\n")
+        except OSError as exc:  # a read-only cache: verified from its next write on
+            log.debug("could not record the checksum of %s (%s)", target, exc)
+    return np.load(target)
 
 
 def cached_embeddings(
@@ -64,7 +87,7 @@ def cached_embeddings(
         stored = _read_key(target)
         if stored == wanted:
             try:
-                vectors = np.load(target)
+                vectors = _load_verified(target)
                 if len(vectors) == len(texts):
                     log.info(
                         "reusing cached %s embeddings %s (%d rows; inputs unchanged, key %s)",
@@ -75,6 +98,8 @@ def cached_embeddings(
                     )
                     return vectors
                 log.warning("%s holds %d rows for %d texts; embedding again", target, len(vectors), len(texts))
+            except ChecksumError as exc:  # a cache: embedded again, with one log line
+                log_rebuild(exc, f"{label} embeddings")
             except (ValueError, OSError, EOFError) as exc:
                 log.warning("%s is unreadable (%s); embedding again", target, exc)
         else:
@@ -110,9 +135,10 @@ def cached_embeddings(
     # The key goes last and is removed first: a crash in between leaves a cache without a key, never a key
     # vouching for vectors it does not describe.
     _key_file(target).unlink(missing_ok=True)
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(target) as tmp, open(tmp, "wb") as raw, HashingWriter(raw) as fh:
         np.save(fh, out)
-    with atomic_path(_key_file(target)) as tmp:
-        tmp.write_text(wanted)
+    mark_verified(target, fh.checksum())
+    with atomic_path(_key_file(target)) as tmp:  # the inputs digest, then the checksum of the vectors
+        tmp.write_text(f"{wanted}\n{fh.checksum()}\n")
     shutil.rmtree(parts, ignore_errors=True)
     return out

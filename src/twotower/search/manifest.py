@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from twotower.io.atomic import write_json
 from twotower.io.fingerprint import file_sha256
+from twotower.io.lock import folder_lock
+from twotower.io.lock import lock_path as io_lock_path
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
 
 log = logging.getLogger(__name__)
@@ -138,27 +140,14 @@ def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> 
 
 def lock_path(folder: str | Path) -> Path:
     """`<folder>.lock`, beside the index folder (not inside: a failed first build removes the folder)."""
-    folder = Path(folder).resolve()
-    return folder.with_name(folder.name + ".lock")
+    return io_lock_path(folder)
 
 
 @contextmanager
 def index_lock(folder: str | Path) -> Iterator[None]:
     """Hold the index folder's inter-process write lock; says so when it has to wait for another writer."""
-    from filelock import FileLock, Timeout
-
-    path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("waiting for another process writing the index %s to finish (lock %s)", folder, path)
-        lock.acquire()
-    try:
+    with folder_lock(folder, "index"):
         yield
-    finally:
-        lock.release()
 
 
 def redact_uri(uri: str) -> tuple[str, bool]:

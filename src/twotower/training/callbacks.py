@@ -17,8 +17,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from twotower.evaluation.metrics import per_query_metrics
+from twotower.evaluation.metrics import per_query_values
 from twotower.evaluation.retrieval import evaluate_encoder
+from twotower.evaluation.run_files import save_evaluation
+from twotower.evaluation.significance import improvement_p
 from twotower.io.atomic import write_json
 from twotower.models.checkpoint import model_fields, save_checkpoint
 
@@ -102,7 +104,7 @@ class RetrievalEvaluation(L.Callback):
             "eval_seconds": seconds,
             "metrics": result.metrics,
             # The per-query RR@10 etc. of the monitor-worthy metrics, for a paired test between epochs.
-            "per_query": per_query_values(result.ranking, split.qrels),
+            "per_query": per_query_values(result.ranking, split.qrels, SUMMARY),
         }
         self.history.append(entry)
         self.last_result = result  # for callbacks that show what was retrieved (SampleRetrievals)
@@ -129,16 +131,6 @@ class RetrievalEvaluation(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = state_dict.get("history", [])
-
-
-def per_query_values(ranking: dict[str, list[str]], qrels, names: tuple[str, ...] = SUMMARY) -> dict[str, list]:
-    """{"qids": [...], metric: [value per judged query]} for `names`: what a paired test between two
-    evaluations of the same queries needs (a few KB for 480 queries)."""
-    judged = {q: qrels[q] for q in ranking if q in qrels}
-    if not judged:
-        return {}
-    qids, values = per_query_metrics(ranking, judged)
-    return {"qids": qids, **{name: values[name].tolist() for name in names if name in values}}
 
 
 class TwoTowerCheckpoint(L.Callback):
@@ -181,7 +173,8 @@ class TwoTowerCheckpoint(L.Callback):
             return False
         if self.significance is None:
             return True
-        return _paired_p(self._best_per_query, entry.get("per_query", {}), self.monitor, self.mode) < self.significance
+        p = improvement_p(self._best_per_query, entry.get("per_query", {}), self.monitor, self.mode)
+        return p < self.significance
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         history = self._evaluation(trainer).history
@@ -203,8 +196,19 @@ class TwoTowerCheckpoint(L.Callback):
         if trainer.is_global_zero:
             payload = self._payload(trainer, pl_module, history)
             save_checkpoint(self.dirpath / "last.pt", payload)
+            self._save_evaluation(trainer, "last")
             if self.best_epoch == latest["epoch"]:
                 save_checkpoint(self.dirpath / "best.pt", payload)
+                self._save_evaluation(trainer, "best")
+
+    def _save_evaluation(self, trainer: L.Trainer, which: str) -> None:
+        """`<run>/eval/<which>/run.trec` (top 100 per query) and `per_query.json` (every metric) of the latest
+        evaluation: what the leaderboard's tie test and later comparisons (`evaluate.py`) read."""
+        evaluation = self._evaluation(trainer)
+        result, split = evaluation.last_result, trainer.datamodule.eval_split
+        if result is None or split is None:
+            return
+        save_evaluation(self.dirpath.parent / "eval" / which, result.ranking, result.scores, split.qrels, which)
 
     def _payload(self, trainer: L.Trainer, pl_module: L.LightningModule, history: list[dict]) -> dict[str, Any]:
         return {
@@ -255,22 +259,6 @@ class TwoTowerCheckpoint(L.Callback):
         self.best_epoch = state_dict.get("best_epoch")
         self.best_metrics = state_dict.get("best_metrics", {})
         self._best_per_query = state_dict.get("best_per_query", {})
-
-
-def _paired_p(best: dict[str, list], new: dict[str, list], monitor: str, mode: str) -> float:
-    """One-sided paired t-test p-value that `new` improves on `best` in `monitor`, over the queries both scored
-    (scipy.stats.ttest_rel); 1.0 when there is nothing to pair (then the earlier model stays)."""
-    from scipy.stats import ttest_rel
-
-    if monitor not in best or monitor not in new:
-        return 1.0
-    old_by_q = dict(zip(best["qids"], best[monitor]))
-    pairs = [(old_by_q[q], v) for q, v in zip(new["qids"], new[monitor]) if q in old_by_q]
-    if len(pairs) < 2:
-        return 1.0
-    old, cur = zip(*pairs)
-    result = ttest_rel(cur, old, alternative="greater" if mode == "max" else "less")
-    return float(result.pvalue) if result.pvalue == result.pvalue else 1.0  # NaN: identical values
 
 
 def wandb_run_id(trainer: L.Trainer) -> str | None:

@@ -49,3 +49,15 @@ def test_a_users_option_file_without_the_package_line_still_takes_effect():
     OmegaConf.set_struct(cfg, True)
     place_groups(cfg)
     assert cfg.data.prepare.negatives.depth == 7 and "negatives" not in cfg
+
+
+def test_modules_that_moved_out_of_the_package_root_still_import():
+    import importlib
+
+    import pytest
+
+    import twotower.retrieval.bm25
+
+    with pytest.warns(DeprecationWarning, match="twotower.bm25 moved to twotower.retrieval.bm25"):
+        old = importlib.import_module("twotower.bm25")
+    assert old is twotower.retrieval.bm25

@@ -155,3 +155,12 @@ def test_pools_that_cannot_fit_are_refused_before_mining_naming_the_settings(tmp
     with pytest.raises(MemoryError, match="lower data.prepare.subsample .* negatives.depth"):
         prepare_triplets(toy_split(), PrepareConfig(negatives=BM25Negatives(depth=50)), "toy", tmp_path)
     assert not list(tmp_path.glob("shard-*"))
+
+
+def test_zero_negatives_writes_positives_only_for_in_batch_training(tmp_path):
+    """`data.prepare.num_negatives=0 loss=contrastive`: rows carry no hard negative; the loss uses the batch's
+    other positives. Which losses may train so is checked once, by `training.validate`, before data work."""
+    rows = pq.read_table(triplet_files(prepare_triplets(toy_split(), PrepareConfig(num_negatives=0), "toy", tmp_path)))
+    assert rows.num_rows > 0 and all(r == [] for r in rows.column("neg_pids").to_pylist())
+    with pytest.raises(ValueError, match="num_negatives must be a whole number >= 0, got -1"):
+        PrepareConfig(num_negatives=-1).check()

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from twotower.cli import main
 from twotower.models.checkpoint import save_checkpoint
-from twotower.reporting.leaderboard import collect_runs, leaderboard_table, rank_runs
+from twotower.reporting.leaderboard import collect_runs, leaderboard_table, mark_ties, rank_runs
 from twotower.reporting.leaderboard_plot import plot_leaderboard
 
 CONFIG = (
@@ -177,3 +177,41 @@ def test_an_empty_or_missing_folder_says_so(tmp_path, capsys):
 def test_plot_needs_a_run_with_the_metric(outputs, tmp_path):
     with pytest.raises(ValueError, match="no run has the metric"):
         plot_leaderboard(collect_runs(outputs), "ndcg@1", tmp_path / "x.png")
+
+
+def write_per_query(run: Path, rr: list[float]) -> None:
+    (run / "eval" / "best").mkdir(parents=True)
+    (run / "eval" / "best" / "per_query.json").write_text(
+        json.dumps({"qids": [f"q{i}" for i in range(len(rr))], "mrr@10": rr})
+    )
+
+
+def test_runs_the_paired_test_cannot_tell_from_the_best_are_marked_tied(tmp_path, capsys, monkeypatch):
+    """Per-query RR@10 on 200 queries: `close` trails the best by 0.005 in the mean (wins and losses that
+    nearly cancel), `far` by 0.1 (a real loss); `old` saved no per-query values, so nothing is claimed."""
+    best_rr = [1.0, 0.5, 0.0, 0.25] * 50
+    close_rr = list(best_rr)
+    for i in range(0, 40, 4):  # 10 queries fall from rank 1 to 2, 8 others rise from a miss to rank 2
+        close_rr[i] = 0.5
+    for i in range(2, 34, 4):
+        close_rr[i] = 0.5
+    far_rr = [v / 2 for v in best_rr]
+    root = tmp_path / "outputs"
+    for name, rr in (("best", best_rr), ("close", close_rr), ("far", far_rr), ("old", None)):
+        mean = sum(rr) / len(rr) if rr else 0.3
+        run = write_run(root / name, metrics(mean, 0.2))
+        if rr:
+            write_per_query(run, rr)
+    ranked = mark_ties(rank_runs(collect_runs(root), "mrr@10"), "mrr@10")
+
+    assert {r.name: r.vs_best for r in ranked} == {"best": "best", "close": "tie", "far": "worse", "old": "n/a"}
+    console = Console(record=True, width=250)
+    console.print(leaderboard_table(ranked, "mrr@10", width=250))
+    rows = {line.split("│")[2].strip(): line for line in console.export_text().splitlines() if line.count("│") > 5}
+    assert "tie" in rows["close"] and "worse" in rows["far"] and "n/a" in rows["old"]
+
+    capsys.readouterr()  # the table above went to stdout too
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["leaderboard", "--runs", str(root), "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["vs_best"]) for r in board["runs"]][:2] == [("best", "best"), ("close", "tie")]

@@ -3,7 +3,8 @@
 import pytest
 from scipy.stats import ttest_rel
 
-from twotower.training.callbacks import TwoTowerCheckpoint, _paired_p
+from twotower.evaluation.significance import improvement_p
+from twotower.training.callbacks import TwoTowerCheckpoint
 
 QIDS = [f"q{i}" for i in range(8)]
 
@@ -41,10 +42,10 @@ def test_by_mean_any_gain_wins_but_with_significance_only_a_real_one(tmp_path):
 
 def test_the_paired_p_value_is_scipys_one_sided_ttest_rel():
     expected = ttest_rel(CLEARLY_BETTER["per_query"]["mrr@10"], START["per_query"]["mrr@10"], alternative="greater")
-    p = _paired_p(START["per_query"], CLEARLY_BETTER["per_query"], "mrr@10", "max")
+    p = improvement_p(START["per_query"], CLEARLY_BETTER["per_query"], "mrr@10", "max")
     assert p == pytest.approx(expected.pvalue) and p < 0.05
     # Nothing to pair (an old checkpoint's history without per-query values): the earlier model stays.
-    assert _paired_p({}, CLEARLY_BETTER["per_query"], "mrr@10", "max") == 1.0
+    assert improvement_p({}, CLEARLY_BETTER["per_query"], "mrr@10", "max") == 1.0
 
 
 def test_a_significance_outside_0_1_names_the_setting(tmp_path):

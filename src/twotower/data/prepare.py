@@ -142,10 +142,10 @@ def prepare_triplets(
         if finished(out):
             log.info("reusing the triplets in %s (same configuration and input files)", out)
             return out
-        return _prepare(split, config, source, out, miner)
+        return _prepare(split, config, source, out, miner, teacher)
 
 
-def _prepare(split: Split, config: PrepareConfig, source: str, out: Path, miner) -> Path:
+def _prepare(split: Split, config: PrepareConfig, source: str, out: Path, miner, teacher=None) -> Path:
     """Mine and write the set (the caller holds its lock)."""
     rng = np.random.default_rng(config.seed)
     corpus = as_corpus(split.collection)

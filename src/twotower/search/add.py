@@ -111,20 +111,26 @@ def add_documents(
 
 
 def add_bm25(folder: str | Path, progress: bool = True, verify: bool = True) -> Manifest:
-    """Give the index at `folder` a BM25 part (or rebuild it) from its own document store, without loading the
-    model or touching the vectors; commits a new manifest naming it. Returns the manifest."""
+    """Give the index at `folder` a BM25 part (or rebuild a damaged one) from its own document store, without
+    loading the model or touching the vectors; commits a new manifest naming it. Returns the manifest."""
     folder = Path(folder)
     with index_lock(folder):
         manifest = read_manifest(folder)
-        check_files(folder, manifest, verify)
+        # The BM25 part is being replaced: only the rest must be intact (so this also repairs a damaged one).
+        rest = {name: size for name, size in manifest.files.items() if not name.startswith("bm25-")}
+        check_files(
+            folder, Manifest(**{**manifest.__dict__, "files": rest, "sha256": _only(manifest.sha256, rest)}), verify
+        )
         build_id = uuid.uuid4().hex[:12]
         store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
         try:
             record, files = build_bm25(folder, build_id, store, progress)
-            kept = {name: size for name, size in manifest.files.items() if not name.startswith("bm25-")}
-            sha = {name: digest for name, digest in manifest.sha256.items() if name in kept}
             new = Manifest(
-                **{**manifest.__dict__, "files": {**kept, **files}, "sha256": {**sha, **checksums(folder, files)}}
+                **{
+                    **manifest.__dict__,
+                    "files": {**rest, **files},
+                    "sha256": {**_only(manifest.sha256, rest), **checksums(folder, files)},
+                }
             )
             new.bm25 = record
             write_manifest(folder, new)
@@ -139,3 +145,7 @@ def add_bm25(folder: str | Path, progress: bool = True, verify: bool = True) -> 
             store.close()
         collect_garbage(folder, new, None)
     return new
+
+
+def _only(sha256: dict[str, str], files: dict[str, int]) -> dict[str, str]:
+    return {name: digest for name, digest in sha256.items() if name in files}

@@ -239,3 +239,20 @@ def test_added_documents_are_found_by_bm25_and_hybrid_and_the_bm25_part_follows(
     with Searcher.load(folder) as reloaded:
         assert len(reloaded.bm25) == N_DOCS + 2
         assert reloaded.search("wvyqpx", k=1, mode="bm25").ids == ["new-2"]
+
+
+def test_a_damaged_bm25_part_is_caught_on_load_and_add_bm25_repairs_it(checkpoint, corpus, tmp_path):
+    from twotower.search import IndexCorruptError
+
+    folder = tmp_path / "damaged"
+    build_index(checkpoint, corpus, folder, progress=False)
+    part = folder / read_manifest(folder).bm25["folder"]
+    victim = max(part.glob("*.npy"), key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[:-8])
+
+    with pytest.raises(IndexCorruptError, match=victim.name):
+        Searcher.load(folder)
+    add_bm25(folder, progress=False)  # `twotower index --add-bm25 --out DIR`: rebuilt from the document store
+    with Searcher.load(folder) as searcher:
+        assert searcher.search(next(iter(corpus.values())), k=1, mode="bm25").ids == [next(iter(corpus))]
+    assert not part.exists()

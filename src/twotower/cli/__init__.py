@@ -5,6 +5,8 @@
     twotower search --index outputs/index/msmarco --query "cooking an egg"
     twotower search --index outputs/index/msmarco --interactive
     twotower search --index outputs/index/msmarco --queries queries.dev.tsv --run-out dev.run --qrels qrels.dev.tsv
+    twotower tune-fusion --index outputs/index/msmarco --queries queries.train.tsv --qrels qrels.train.tsv
+    twotower search --index outputs/index/msmarco --query "cooking an egg" --mode hybrid
     twotower serve --index outputs/index/msmarco --port 8000
     twotower leaderboard --runs outputs --metric mrr@10 --plot leaderboard.png
 
@@ -36,14 +38,20 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand(
         "index",
         "build an index from a checkpoint and a collection, or add documents to one",
-        "twotower.cli.search:configure_index",
-        "twotower.cli.search:run_index",
+        "twotower.cli.index:configure",
+        "twotower.cli.index:run",
     ),
     Subcommand(
         "search",
         "query an index: one query, interactive, or a queries file to a TREC run",
         "twotower.cli.search:configure_search",
         "twotower.cli.search:run_search",
+    ),
+    Subcommand(
+        "tune-fusion",
+        "choose an index's hybrid fusion weight on training queries and store it in its manifest",
+        "twotower.cli.tune_fusion:configure",
+        "twotower.cli.tune_fusion:run",
     ),
     Subcommand(
         "serve",

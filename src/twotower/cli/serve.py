@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     import warnings
 
-    from twotower.cli.search import _params
+    from twotower.cli.index import index_params as _params
     from twotower.search import Searcher
     from twotower.search.results import UnknownQueryWarning
 

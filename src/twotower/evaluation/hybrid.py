@@ -4,9 +4,8 @@ For a query q, candidates are the union of each retriever's top `depth`; each is
 
     s(q, p) = cos(q, p) + weight · bm25(q, p) / max_p' bm25(q, p')
 
-where a candidate one retriever did not return gets that retriever's lowest score in its top `depth` (a bound on
-what it would have scored; Pyserini's hybrid fusion does the same). Dividing BM25 by the query's best score puts
-it on the cosine's scale whatever the query's length. The weight is chosen on *training* queries (see
+by `twotower.retrieval.fusion`, the fusion `twotower search --mode hybrid` serves too (the maths and how a
+candidate one retriever missed is scored are documented there). The weight is chosen on *training* queries (see
 `bench/bench_headroom.py`), never on the dev set it is reported on.
 
 It is a baseline, and a yardstick: the fused ranking is the strongest signal available offline here (MiniLM
@@ -21,6 +20,9 @@ from dataclasses import dataclass, field
 
 from twotower.data.msmarco import Split
 from twotower.evaluation.baselines import Baseline, BM25Baseline, DenseBaseline, Retrieved
+from twotower.retrieval.fusion import fuse, fuse_lists
+
+__all__ = ["HybridBaseline", "fuse", "fused_rankings"]
 
 
 @dataclass(frozen=True)
@@ -46,21 +48,13 @@ class HybridBaseline(Baseline):
         return ranking, scores, timings
 
 
-def fuse(dense: dict[str, float], bm25: dict[str, float], weight: float) -> dict[str, float]:
-    """{pid: cos + weight · bm25 / max bm25} over both candidate lists; a missing score is that list's lowest."""
-    dense_floor = min(dense.values(), default=0.0)
-    bm25_floor = min(bm25.values(), default=0.0)
-    bm25_top = max(bm25.values(), default=0.0)
-    scale = weight / bm25_top if bm25_top > 0 else 0.0
-    return {p: float(dense.get(p, dense_floor) + scale * bm25.get(p, bm25_floor)) for p in {**dense, **bm25}}
-
-
-def fused_rankings(dense: Retrieved, bm25: Retrieved, weight: float, k: int) -> tuple[dict, dict]:
-    """Each query's top `k` by the fused score (ties: the lower pid), from the two retrievers' results; one
-    retrieval serves any number of weights (`bench/bench_headroom.py`)."""
+def fused_rankings(
+    dense: Retrieved, bm25: Retrieved, weight: float, k: int, method: str = "weighted"
+) -> tuple[dict, dict]:
+    """Each query's top `k` by the fused score (`twotower.retrieval.fusion`, ties: the lower pid), from the two
+    retrievers' results; one retrieval serves any number of weights (`bench/bench_headroom.py`)."""
     ranking, scores = {}, {}
     for q in dense[0]:
-        fused = fuse(dict(zip(dense[0][q], dense[1][q])), dict(zip(bm25[0][q], bm25[1][q])), weight)
-        top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
-        ranking[q], scores[q] = [p for p, _ in top], [s for _, s in top]
+        fused = fuse_lists(dense[0][q], dense[1][q], bm25[0][q], bm25[1][q], method, weight, k)
+        ranking[q], scores[q] = [p for p, _ in fused], [s for _, s in fused]
     return ranking, scores

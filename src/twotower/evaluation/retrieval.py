@@ -18,7 +18,7 @@ divides by all relevant passages of the qrels, retrieved or not), accumulated in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,10 +28,10 @@ import torchmetrics
 from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Qrels, Split
 from twotower.evaluation.metrics import METRIC_NAMES, per_query_metrics
+from twotower.evaluation.sharding import AllGather, gather_top_k, gathered, top_k
 from twotower.retrieval.corpus_like import CorpusLike
 from twotower.retrieval.exact import exact_search
 
-AllGather = Callable[[torch.Tensor], "torch.Tensor | list[torch.Tensor]"]
 CHUNK = 65_536  # passages encoded and searched at a time: ~65 MB of 256-d vectors
 
 
@@ -75,15 +75,6 @@ class RankingMetrics(torchmetrics.Metric):
         if not self.count:
             raise ValueError("no judged query was scored: nothing to evaluate")
         return {name: float(total / self.count) for name, total in zip(METRIC_NAMES, self.sums)}
-
-
-def dist_all_gather(tensor: torch.Tensor) -> torch.Tensor:
-    """`all_gather` over the default torch.distributed group: (world_size, *tensor.shape)."""
-    import torch.distributed as dist
-
-    out = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, tensor.contiguous())
-    return torch.stack(out)
 
 
 def evaluate_encoder(
@@ -138,12 +129,12 @@ def evaluate_encoder(
     # Collectives run where the process group lives (NCCL gathers CUDA tensors only): the encoder's device.
     device = torch.device(getattr(encoder, "device", None) or "cpu")
     if world_size > 1:
-        scores, rows = _gather(scores, rows, k, all_gather, device)
+        scores, rows = gather_top_k(scores, rows, k, all_gather, device)
     t2 = time.perf_counter()
     ranking, ranked_scores = _to_pids(corpus, qids, scores, rows)
     metric = RankingMetrics(
         distributed_available_fn=lambda: world_size > 1,
-        dist_sync_fn=lambda t, group=None: list(_gathered(all_gather, t)),
+        dist_sync_fn=lambda t, group=None: list(gathered(all_gather, t)),
     ).to(device)
     share = qids[rank::world_size]  # every rank holds the whole ranking: each scores a share, then they sync
     metric.update({q: ranking[q] for q in share}, {q: split.qrels[q] for q in share})
@@ -210,7 +201,7 @@ def _search_corpus(
             encode_s += time.perf_counter() - t
             if len(queries):
                 found_scores, found = exact_search(vectors, queries, k)
-                best_scores, best_rows = _top_k(
+                best_scores, best_rows = top_k(
                     np.hstack([best_scores, found_scores]),
                     np.hstack([best_rows, np.where(found >= 0, found + start, -1)]),
                     k,
@@ -260,33 +251,7 @@ def _search_candidates(
             bar.advance(task, stop - start)
     cand_scores[valid] = flat_scores
     cand_rows = np.where(np.isfinite(cand_scores), cand_rows, -1)  # another rank's candidates: not ours to rank
-    return (*_top_k(cand_scores, cand_rows, k), encode_s)
-
-
-def _top_k(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best `k` of each row by score, ties by lower corpus row; empty slots (row -1) go last."""
-    order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores.astype(np.float64)), axis=-1)[:, :k]
-    top_scores = np.take_along_axis(scores, order, axis=1)
-    top_rows = np.take_along_axis(rows, order, axis=1)
-    if top_scores.shape[1] < k:  # fewer candidates than k: pad, so every rank gathers the same shape
-        pad = k - top_scores.shape[1]
-        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-        top_rows = np.pad(top_rows, ((0, 0), (0, pad)), constant_values=-1)
-    return top_scores, top_rows
-
-
-def _gathered(all_gather: AllGather | None, tensor: torch.Tensor) -> torch.Tensor:
-    out = all_gather(tensor)  # type: ignore[misc]
-    return torch.stack(list(out)) if isinstance(out, (list, tuple)) else out
-
-
-def _gather(
-    scores: np.ndarray, rows: np.ndarray, k: int, all_gather: AllGather, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every rank's top-k lists -> the global top-k, the same on every rank."""
-    all_scores = _gathered(all_gather, torch.from_numpy(scores).to(device)).cpu().numpy()  # (world, nq, k)
-    all_rows = _gathered(all_gather, torch.from_numpy(rows).to(device)).cpu().numpy()
-    return _top_k(np.concatenate(list(all_scores), axis=1), np.concatenate(list(all_rows), axis=1), k)
+    return (*top_k(cand_scores, cand_rows, k), encode_s)
 
 
 def _to_pids(corpus: CorpusLike, qids: list[str], scores: np.ndarray, rows: np.ndarray):

@@ -5,12 +5,14 @@
                 "outputs/index/msmarco", kind="hnsw")            # or backend="milvus"
     searcher = Searcher.load("outputs/index/msmarco")
     searcher.search(["cooking an egg"], k=10)[0].ids
+    searcher.search("cooking an egg", mode="hybrid")            # or "bm25"; searcher.modes lists them
 
 Layout of an index folder: `manifest.json` (model identity, kind, counts, file sizes and SHA-256),
 `documents-<id>.sqlite` (ids, texts, metadata) and `vectors-<id>.faiss`, or a Milvus collection (`milvus.db`
-for Milvus Lite); writers hold the lock file `<folder>.lock` beside it.
+for Milvus Lite), and `bm25-<id>/` (the BM25 part, memory-mapped); writers hold the lock file `<folder>.lock` beside it.
 """
 
+from twotower.search.add import add_bm25
 from twotower.search.build import build_index
 from twotower.search.errors import (
     DiskFullError,
@@ -19,11 +21,12 @@ from twotower.search.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    ModeUnavailableError,
     SearchError,
 )
 from twotower.search.kinds import FlatIndex, HNSWIndex, IVFIndex, make_kind
 from twotower.search.manifest import Manifest, read_manifest
-from twotower.search.searcher import Hit, Results, Searcher
+from twotower.search.searcher import MODES, Hit, Results, Searcher
 from twotower.search.store import Document
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "Hit",
     "Document",
     "build_index",
+    "add_bm25",
+    "MODES",
+    "ModeUnavailableError",
     "Manifest",
     "read_manifest",
     "FlatIndex",

@@ -23,8 +23,12 @@ def search_queries_file(
     tag: str = "twotower",
     batch_size: int = 256,
     progress: bool = True,
+    mode: str = "dense",
+    fusion: str | None = None,
+    weight: float | None = None,
 ) -> dict[str, Results]:
-    """Search every query of `queries` and write the TREC run to `run_out` (atomically); returns {qid: Results}."""
+    """Search every query of `queries` in `mode` (`Searcher.search`) and write the TREC run to `run_out`
+    (atomically); returns {qid: Results}."""
     table = read_queries(queries)  # blank queries are skipped (and logged) by the reader
     qids = list(table)
     results: dict[str, Results] = {}
@@ -33,7 +37,7 @@ def search_queries_file(
         task = bar.add_task("queries", total=len(qids))
         for start in range(0, len(qids), batch_size):
             chunk = qids[start : start + batch_size]
-            for qid, found in zip(chunk, searcher.search([table[q] for q in chunk], k=k)):
+            for qid, found in zip(chunk, searcher.search([table[q] for q in chunk], k, mode, fusion, weight)):
                 results[qid] = found
             bar.advance(task, len(chunk))
     write_trec_run(results, run_out, tag)

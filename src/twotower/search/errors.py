@@ -35,3 +35,7 @@ class DuplicateDocumentError(SearchError, ValueError):
 
 class DiskFullError(SearchError, OSError):
     """The disk filled up while an index was written; nothing was committed and the previous index still serves."""
+
+
+class ModeUnavailableError(SearchError):
+    """A search mode the index cannot serve: `bm25` or `hybrid` on an index built without a BM25 part."""

@@ -53,6 +53,12 @@ class Manifest:
     redis: dict[str, Any] = field(default_factory=dict)  # {"url" (no secrets), "key", ...}: redis_backend.record()
     source: list[str] = field(default_factory=list)  # collections the documents came from
     build: dict[str, Any] = field(default_factory=dict)  # seconds, passages_per_second, device
+    # The BM25 part (search.lexical): {"folder", "corpus", "settings", "count", "seconds"}; {} for an index
+    # built without one (before it existed, or --no-bm25): dense search only.
+    bm25: dict[str, Any] = field(default_factory=dict)
+    # How hybrid search fuses dense and BM25 (search.fusion_tuning): {"method", "weight", "depth", "tuned_on"};
+    # {} until `twotower tune-fusion` sets it: the defaults of search.fusion_tuning.DEFAULT_FUSION apply.
+    fusion: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     format: str = FORMAT
 

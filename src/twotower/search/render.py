@@ -61,9 +61,16 @@ def _score_style(score: float, top: float, bottom: float) -> str:
 
 def timing_line(results: Results, device: str) -> Text:
     line = Text()
-    line.append("encode ", style="dim").append(f"{results.encode_ms:.2f} ms", style="cyan")
-    line.append("  ·  search ", style="dim").append(f"{results.search_ms:.2f} ms", style="magenta")
-    line.append(f" on {device}", style="dim")
+    line.append(f"{results.mode}  ", style="bold")
+    if results.mode != "bm25":
+        line.append("encode ", style="dim").append(f"{results.encode_ms:.2f} ms", style="cyan")
+        line.append("  ·  search ", style="dim").append(f"{results.search_ms:.2f} ms", style="magenta")
+        line.append(f" on {device}", style="dim")
+    if results.mode != "dense":
+        line.append("  ·  " if results.mode == "hybrid" else "", style="dim")
+        line.append("bm25 ", style="dim").append(f"{results.bm25_ms:.2f} ms", style="magenta")
+    if results.mode == "hybrid":
+        line.append("  ·  fusion ", style="dim").append(f"{results.fusion_ms:.2f} ms", style="magenta")
     line.append("  ·  fetch ", style="dim").append(f"{results.fetch_ms:.2f} ms", style="blue")
     line.append("  ·  total ", style="dim").append(f"{results.total_ms:.2f} ms", style="bold")
     return line

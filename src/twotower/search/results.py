@@ -22,7 +22,10 @@ class Hit:
 
 @dataclass
 class Results:
-    """The ranked hits of one query, and where the time went (for a batch: the whole batch's time)."""
+    """The ranked hits of one query, and where the time went (for a batch: each query's share of it).
+
+    `mode` is how they were ranked ("dense", "bm25", "hybrid"); `search_ms` is the vector search, `bm25_ms`
+    the BM25 search and `fusion_ms` merging the two lists (hybrid), `encode_ms` the query tower."""
 
     query: str
     hits: list[Hit]
@@ -31,6 +34,9 @@ class Results:
     fetch_ms: float = 0.0
     query_tokens: int = 0
     max_query_tokens: int = 0
+    mode: str = "dense"
+    bm25_ms: float = 0.0
+    fusion_ms: float = 0.0
 
     @property
     def ids(self) -> list[str]:
@@ -51,7 +57,7 @@ class Results:
 
     @property
     def total_ms(self) -> float:
-        return self.encode_ms + self.search_ms + self.fetch_ms
+        return self.encode_ms + self.search_ms + self.bm25_ms + self.fusion_ms + self.fetch_ms
 
     def __len__(self) -> int:
         return len(self.hits)

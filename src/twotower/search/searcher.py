@@ -8,79 +8,38 @@ searcher.similarity("cooking an egg", "Boil the egg for seven minutes.")
 
 from __future__ import annotations
 
-import os
-import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-from twotower.search.build import add_documents
+from twotower.search.add import add_documents
+from twotower.search.backends import open_backend
 from twotower.search.documents import documents_from_mapping, read_documents
 from twotower.search.encoding import default_device, load_encoder_with_identity
 from twotower.search.errors import EmptyQueryError, IndexCorruptError, IndexMismatchError, SearchError
 from twotower.search.faiss_backend import FaissBackend
 from twotower.search.kinds import IndexKind, kind_from_dict, kind_to_dict, with_settings
-from twotower.search.manifest import Manifest, check_files, documents_file, index_lock, read_manifest, redact_uri
-from twotower.search.results import Hit, Results, UnknownQueryWarning
+from twotower.search.lexical import no_bm25, open_bm25
+from twotower.search.manifest import Manifest, check_files, documents_file, index_lock, read_manifest
+from twotower.search.modes import MODES, assemble, check_mode, fusion_settings
+from twotower.search.results import Hit, Results
 from twotower.search.store import Document, DocumentStore
 
-
-def _open_backend(
-    folder: Path,
-    manifest: Manifest,
-    spec: IndexKind,
-    use_gpu: bool | None,
-    milvus_uri: str | None = None,
-    redis_url=None,
-):
-    if manifest.backend == "faiss":
-        return FaissBackend.load(folder, manifest.build_id, spec, use_gpu)
-    if manifest.backend == "redis":
-        from twotower.search.redis_backend import RedisBackend
-
-        return RedisBackend.connect(folder, manifest, spec, redis_url)
-    if manifest.backend == "milvus":
-        from twotower.search.milvus_backend import MilvusBackend, resolve_uri
-
-        return MilvusBackend.connect(
-            resolve_uri(_milvus_uri(folder, manifest, milvus_uri), folder),
-            manifest.milvus["collection"],
-            spec,
-            manifest.count,
-        )
-    raise IndexCorruptError(f"{folder}/manifest.json: unknown backend {manifest.backend!r}")
-
-
-def _milvus_uri(folder: Path, manifest: Manifest, given: str | None) -> str:
-    """The URI to reach the index's Milvus: the one given (with its credentials), else the manifest's, which
-    holds none: a server that needs them gets them from `milvus_uri=` / `--milvus-uri` or `$MILVUS_TOKEN`."""
-    recorded = manifest.milvus["uri"]
-    if given:
-        if redact_uri(given)[0] != recorded:
-            raise IndexMismatchError(
-                f"{folder} keeps its vectors in Milvus at {recorded}, not at {redact_uri(given)[0]}"
-            )
-        return given
-    if manifest.milvus.get("credentials") and not os.environ.get("MILVUS_TOKEN"):
-        raise SearchError(
-            f"{folder} keeps its vectors in Milvus at {recorded}, which was given with credentials; they are not "
-            "stored in manifest.json: pass the URI with them again (--milvus-uri / milvus_uri=) or set $MILVUS_TOKEN"
-        )
-    return recorded
+__all__ = ["Searcher", "Results", "Hit", "MODES"]
 
 
 class Searcher:
     """Query an index with the two-tower model that built it."""
 
-    def __init__(self, folder: Path, manifest: Manifest, encoder, store: DocumentStore, backend) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, encoder, store: DocumentStore, backend, bm25=None) -> None:
         self.folder = folder
         self.manifest = manifest
         self.encoder = encoder
         self.store = store
         self.backend = backend
+        self.bm25 = bm25  # retrieval.bm25.BM25Index over the store's rows, or None (an index without BM25)
 
     @classmethod
     def load(
@@ -117,12 +76,12 @@ class Searcher:
                 f"{store.path} holds {len(store):,} documents, the manifest says {manifest.count:,}; rebuild the index"
             )
         spec = with_settings(kind_from_dict(manifest.index), **search_settings)
-        backend = _open_backend(folder, manifest, spec, use_gpu, milvus_uri, redis_url)
+        backend = open_backend(folder, manifest, spec, use_gpu, milvus_uri, redis_url)
         if manifest.backend == "faiss" and len(backend) != manifest.count:
             raise IndexCorruptError(
                 f"{folder}: the vector index holds {len(backend):,} vectors, the manifest says {manifest.count:,}"
             )
-        return cls(folder, manifest, encoder, store, backend)
+        return cls(folder, manifest, encoder, store, backend, open_bm25(folder, manifest, store))
 
     @staticmethod
     def _matching_encoder(folder: Path, manifest: Manifest, checkpoint: str | Path | None, device: str):
@@ -147,13 +106,26 @@ class Searcher:
     # -- querying -----------------------------------------------------------------------------------------
 
     @overload
-    def search(self, queries: str, k: int = 10) -> Results: ...
+    def search(
+        self, queries: str, k: int = 10, mode: str = "dense", fusion: str | None = None, weight: float | None = None
+    ) -> Results: ...
 
     @overload
-    def search(self, queries: Sequence[str], k: int = 10) -> list[Results]: ...
+    def search(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        mode: str = "dense",
+        fusion: str | None = None,
+        weight: float | None = None,
+    ) -> list[Results]: ...
 
-    def search(self, queries, k: int = 10):
-        """Top-`k` documents for one query (-> `Results`) or for each of a list of queries (-> list)."""
+    def search(self, queries, k: int = 10, mode: str = "dense", fusion: str | None = None, weight: float | None = None):
+        """Top-`k` documents for one query (-> `Results`) or for each of a list of queries (-> list).
+
+        `mode`: "dense" (the query tower and the vector index), "bm25" (the index's BM25 part) or "hybrid" (both,
+        fused; `search.modes`); `self.modes` lists what this index serves. `fusion` ("weighted" | "rrf") and
+        `weight` override, for this call, the fusion the manifest records (`twotower tune-fusion`)."""
         single = isinstance(queries, str)
         texts = [queries] if single else list(queries)
         for i, text in enumerate(texts):
@@ -162,46 +134,21 @@ class Searcher:
                 raise EmptyQueryError(f"the query is empty{where}: give some words to search for")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        counts = [self.encoder.token_counts(text) for text in texts]  # (tokens, unknown tokens) per query
-        self._warn_unknown(texts, counts)
-        t0 = time.perf_counter()
-        vectors = self.encoder.encode_queries(texts)
-        t1 = time.perf_counter()
-        scores, rows = self.backend.search(vectors, k)
-        t2 = time.perf_counter()
-        flat = [int(r) for r in rows.ravel() if r >= 0]
-        documents = dict(zip(flat, self.store.get(flat)))
-        t3 = time.perf_counter()
-        n = len(texts)
-        out = []
-        limit = self.encoder.query_max_length
-        for text, (tokens, _), srow, rrow in zip(texts, counts, scores, rows):
-            hits = []
-            for score, row in zip(srow, rrow):
-                doc = documents.get(int(row)) if row >= 0 else None
-                if doc is not None:
-                    hits.append(Hit(len(hits) + 1, doc.id, float(score), doc.text, doc.metadata))
-            # Per-query share of each batched stage.
-            out.append(
-                Results(text, hits, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n, tokens, limit)
-            )
+        check_mode(mode)
+        if mode not in self.modes:
+            raise no_bm25(self.folder, mode)
+        out = assemble(self, texts, k, mode, self.fusion(fusion, weight))
         return out[0] if single else out
 
-    @staticmethod
-    def _warn_unknown(texts: list[str], counts: list[tuple[int, int]]) -> None:
-        """A query none of whose tokens the model knows is encoded from [UNK] alone: its hits are arbitrary."""
-        lost = [(text, tokens) for text, (tokens, unknown) in zip(texts, counts) if unknown == tokens]
-        if lost:
-            text, tokens = lost[0]
-            what = (
-                f"{tokens} of {tokens} tokens are unknown to the model's vocabulary"
-                if tokens
-                else "no token the model reads"
-            )
-            more = f" ({len(lost)} of {len(texts)} queries are like this)" if len(texts) > 1 else ""
-            warnings.warn(
-                f"query {text[:60]!r}: {what}, so its results are arbitrary{more}", UnknownQueryWarning, stacklevel=3
-            )
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The search modes this index serves: all of `MODES` with a BM25 part, else ("dense",)."""
+        return MODES if self.bm25 is not None else ("dense",)
+
+    def fusion(self, method: str | None = None, weight: float | None = None) -> dict:
+        """The hybrid fusion in force ({"method", "weight", "depth"}): the manifest's (`tune-fusion`), else the
+        default, with `method` / `weight` overriding."""
+        return fusion_settings(self.manifest.fusion, method, weight)
 
     def similarity(self, a: str | Sequence[str], b: str | Sequence[str]) -> float | np.ndarray:
         """Cosine similarity of `a` through the query tower and `b` through the document tower: a float for two
@@ -230,8 +177,9 @@ class Searcher:
     ) -> int:
         """Encode and add documents (a collection file, {id: text}, or `Document`s); returns how many were added.
 
-        Ids already in the index raise `DuplicateDocumentError` unless `skip_existing`. The change is committed
-        atomically: on any error the index on disk is as before.
+        Ids already in the index raise `DuplicateDocumentError` unless `skip_existing`. An index with a BM25 part
+        gets it rebuilt over all its documents (BM25's statistics are corpus-wide), in the same commit. The change
+        is committed atomically: on any error the index on disk is as before.
         """
         if isinstance(documents, (str, Path)):
             documents = read_documents(documents)
@@ -273,6 +221,7 @@ class Searcher:
         self.store.close()
         self.manifest = manifest
         self.store = DocumentStore(self.folder / documents_file(manifest.build_id), readonly=True)
+        self.bm25 = open_bm25(self.folder, manifest, self.store)
         if manifest.backend == "faiss":
             use_gpu = self.backend.device == "GPU"
             self.backend.close()
@@ -295,9 +244,10 @@ class Searcher:
 
     def describe(self, short: bool = False) -> str:
         if short:
-            return f"{self.manifest.backend} {self.spec.kind} · {len(self):,} passages · {self.device}"
+            return f"{self.manifest.backend} {self.spec.kind}{' + bm25' if self.bm25 else ''} · {len(self):,} passages · {self.device}"
         settings = ", ".join(f"{k}={v}" for k, v in kind_to_dict(self.spec).items() if k != "kind")
-        return f"{self.manifest.backend} {self.spec.kind}{f' ({settings})' if settings else ''} · {len(self):,} passages · {self.manifest.dim}-d · {self.device}"
+        modes = "/".join(self.modes)
+        return f"{self.manifest.backend} {self.spec.kind}{f' ({settings})' if settings else ''} · {len(self):,} passages · {self.manifest.dim}-d · {self.device} · modes {modes}"
 
     def close(self) -> None:
         self.store.close()

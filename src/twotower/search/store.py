@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,24 @@ class DocumentStore:
             )
         }
         return [found.get(r) for r in rows]
+
+    def ids_at(self, rows: Sequence[int]) -> list[str | None]:
+        """The document id of each of `rows`, in that order (None for a row the store does not have)."""
+        found: dict[int, str] = {}
+        rows = [int(r) for r in rows]
+        for start in range(0, len(rows), 900):
+            chunk = rows[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.conn.execute(f"SELECT row, id FROM documents WHERE row IN ({marks})", chunk))
+        return [found.get(r) for r in rows]
+
+    def iter_texts(self, size: int) -> Iterator[tuple[list[str], list[str]]]:
+        """(ids, texts) of every document in row order, `size` at a time: memory is one batch, not the store."""
+        for start in range(0, self._count, size):
+            batch = self.conn.execute(
+                "SELECT id, text FROM documents WHERE row >= ? AND row < ? ORDER BY row", (start, start + size)
+            ).fetchall()
+            yield [i for i, _ in batch], [t for _, t in batch]
 
     def rows_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}

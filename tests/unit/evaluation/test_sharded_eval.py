@@ -14,7 +14,8 @@ from twotower.data.corpus import Corpus
 from twotower.data.dict_corpus import DictCorpus
 from twotower.data.msmarco import Split, passage_split
 from twotower.evaluation.metrics import retrieval_metrics
-from twotower.evaluation.retrieval import RankingMetrics, dist_all_gather, evaluate_encoder
+from twotower.evaluation.retrieval import RankingMetrics, evaluate_encoder
+from twotower.evaluation.sharding import dist_all_gather
 from twotower.retrieval.exact import exact_search
 
 

@@ -138,7 +138,7 @@ def test_a_failed_add_removes_its_vectors_and_serves_the_old_index(index, url, m
     def fail(*args, **kwargs):
         raise OSError("disk went away")
 
-    monkeypatch.setattr("twotower.search.build.write_manifest", fail)
+    monkeypatch.setattr("twotower.search.add.write_manifest", fail)
     with pytest.raises(OSError):
         searcher.add({f"x{i}": f"passage number {i} about nothing" for i in range(5)})
     monkeypatch.undo()

@@ -184,13 +184,14 @@ def test_a_failed_add_leaves_the_index_as_it_was(index, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("twotower.search.build.write_manifest", broken)
+    monkeypatch.setattr("twotower.search.add.write_manifest", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         searcher.add({"lost": "a passage that never makes it"})
 
     assert read_manifest(index) == before
     assert len(searcher) == N_DOCS and searcher.search("a passage that never makes it", k=N_DOCS).ids.count("lost") == 0
-    assert sorted(p.name for p in index.glob("*-*.*")) == sorted(before.files)
+    assert sorted(p.name for p in index.glob("*-*.*")) == sorted(f for f in before.files if "/" not in f)
+    assert [p.name for p in index.glob("bm25-*")] == [before.bm25["folder"]]  # the add's BM25 rebuild is gone too
     searcher.close()
 
 

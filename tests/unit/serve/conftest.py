@@ -21,7 +21,8 @@ def corpus(msmarco_dir) -> dict[str, str]:
 def index_dir(corpus, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("serve")
     checkpoint = make_checkpoint(root / "best.pt", list(corpus.values()))
-    build_index(checkpoint, corpus, root / "index", progress=False)
+    # Without a BM25 part: the dense-only index these tests describe (test_modes.py also serves one with BM25).
+    build_index(checkpoint, corpus, root / "index", progress=False, bm25=False)
     return root / "index"
 
 

@@ -5,6 +5,7 @@ A `Searcher` subclass whose `search` takes `mode: Literal["dense", "bm25"]` stan
 colleague is adding: its `bm25` answers the dense hits in reverse, so the test can see which mode ran.
 """
 
+import shutil
 from typing import Literal
 
 import pytest
@@ -16,6 +17,8 @@ from twotower.serve.service import KNOWN_MODES, searcher_modes
 
 
 class TwoModeSearcher(Searcher):
+    modes = ("dense", "bm25")  # declared, as `Searcher.modes` declares what an index serves
+
     def search(self, queries, k: int = 10, mode: Literal["dense", "bm25"] = "dense"):
         found = super().search(queries, k=k)
         if mode == "bm25":
@@ -25,6 +28,8 @@ class TwoModeSearcher(Searcher):
 
 
 class UndeclaredModeSearcher(Searcher):
+    modes = None  # says nothing: the service falls back to the signature
+
     def search(self, queries, k: int = 10, mode: str = "dense"):
         return super().search(queries, k=k)
 
@@ -35,8 +40,24 @@ def two_modes(index_dir) -> TestClient:
         yield TestClient(create_app(SearchService(searcher)))
 
 
-def test_todays_searcher_serves_dense_only(searcher):
+def test_an_index_without_bm25_serves_dense_only(searcher):
     assert searcher_modes(searcher) == ("dense",)
+
+
+def test_an_index_with_bm25_serves_dense_bm25_and_hybrid_and_the_mode_reaches_the_searcher(index_dir, corpus, tmp_path):
+    from twotower.search import add_bm25
+
+    folder = tmp_path / "index"
+    shutil.copytree(index_dir, folder)
+    add_bm25(folder, progress=False)
+    text = list(corpus.values())[5]
+    with Searcher.load(folder, device="cpu") as searcher:
+        client = TestClient(create_app(SearchService(searcher)))
+        assert client.get("/info").json()["modes"] == ["dense", "bm25", "hybrid"]
+        for mode in ("bm25", "hybrid"):
+            served = client.get("/search", params={"q": text, "k": 4, "mode": mode}).json()
+            direct = searcher.search(text, k=4, mode=mode)
+            assert served["mode"] == mode and [h["id"] for h in served["hits"]] == direct.ids
 
 
 def test_a_searcher_taking_a_mode_serves_the_modes_it_declares(index_dir, two_modes):

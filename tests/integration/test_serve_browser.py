@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Literal
 
 import pytest
 from tiny_models import make_checkpoint
@@ -45,7 +44,17 @@ def corpus(msmarco_dir) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def index(corpus, tmp_path_factory) -> Path:
+    """A dense-only index (built without its BM25 part): the page shows no mode switch."""
     root = tmp_path_factory.mktemp("served")
+    ckpt = make_checkpoint(root / "best.pt", list(corpus.values()))
+    build_index(ckpt, corpus, root / "index", progress=False, bm25=False)
+    return root / "index"
+
+
+@pytest.fixture(scope="module")
+def hybrid_index(corpus, tmp_path_factory) -> Path:
+    """An index with its BM25 part (the default): it serves dense, bm25 and hybrid."""
+    root = tmp_path_factory.mktemp("served-hybrid")
     build_index(make_checkpoint(root / "best.pt", list(corpus.values())), corpus, root / "index", progress=False)
     return root / "index"
 
@@ -160,25 +169,14 @@ def test_behind_an_api_key_the_page_works_with_the_key_as_basic_auth(index, brow
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)
 
 
-class TwoModeSearcher(Searcher):
-    """Stands in for hybrid search (not merged yet): `bm25` answers the dense hits in reverse order."""
-
-    def search(self, queries, k: int = 10, mode: Literal["dense", "bm25"] = "dense"):
-        found = super().search(queries, k=k)
-        for results in found if isinstance(found, list) else [found]:
-            if mode == "bm25":
-                results.hits.reverse()
-        return found
-
-
 @pytest.fixture
-def two_mode_server(index):
-    """The app over a two-mode searcher, under uvicorn in a thread of this process (the CLI loads `Searcher`)."""
+def hybrid_server(hybrid_index):
+    """The app over an index that serves three modes, under uvicorn in a thread of this process."""
     import uvicorn
 
     from twotower.serve import SearchService, create_app
 
-    with TwoModeSearcher.load(index, device="cpu") as searcher:
+    with Searcher.load(hybrid_index, device="cpu") as searcher:
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(create_app(SearchService(searcher)), host="127.0.0.1", port=port, log_level="warning")
@@ -193,23 +191,26 @@ def two_mode_server(index):
         thread.join(timeout=10)
 
 
-def test_the_mode_switch_shows_the_served_modes_and_switches(two_mode_server, browser, corpus):
+def test_the_mode_switch_shows_the_served_modes_and_switches(hybrid_server, browser, corpus):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     pid, query = list(corpus.items())[7]
     wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])  # the list is redrawn
-    browser.get(two_mode_server + "/")
+    browser.get(hybrid_server + "/")
     wait.until(lambda b: "300 passages" in b.find_element(By.ID, "index-info").text)
 
     switch = browser.find_element(By.ID, "modes")
-    assert switch.is_displayed() and switch.text.split() == ["dense", "bm25"]
+    assert switch.is_displayed() and switch.text.split() == ["dense", "bm25", "hybrid"]
     browser.find_element(By.ID, "query").send_keys(query)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "li.hit")) == 10)
     assert browser.find_element(By.CSS_SELECTOR, "li.hit .pid").text == pid
 
-    switch.find_elements(By.TAG_NAME, "label")[1].click()  # bm25
+    assert "bm25" not in browser.find_element(By.ID, "timings").text
+    switch.find_elements(By.TAG_NAME, "label")[2].click()  # hybrid: the passage's own words find it first too
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit .pid")[-1].text == pid)  # reversed: now last
+    wait.until(lambda b: "fusion" in b.find_element(By.ID, "timings").text)  # the stages hybrid ran
+    assert "bm25" in browser.find_element(By.ID, "timings").text
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.hit .pid")[0].text == pid)

@@ -48,7 +48,9 @@ class Timings(BaseModel):
     """Milliseconds per stage; for a batch, each query's share of the batch's time."""
 
     encode: float
-    search: float
+    search: float = Field(description="the vector search (0 in bm25 mode)")
+    bm25: float = Field(0.0, description="the BM25 search (bm25 and hybrid modes)")
+    fusion: float = Field(0.0, description="merging the dense and BM25 lists (hybrid mode)")
     fetch: float
     total: float
 
@@ -72,7 +74,12 @@ class ResultsOut(BaseModel):
             truncated=results.truncated,
             warning=warning,
             timings_ms=Timings(
-                encode=results.encode_ms, search=results.search_ms, fetch=results.fetch_ms, total=results.total_ms
+                encode=results.encode_ms,
+                search=results.search_ms,
+                bm25=results.bm25_ms,
+                fusion=results.fusion_ms,
+                fetch=results.fetch_ms,
+                total=results.total_ms,
             ),
             hits=[
                 HitOut(

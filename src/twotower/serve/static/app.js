@@ -99,9 +99,15 @@ function render(result, device) {
   if (!result.hits.length) list.append(el("li", "warn", "no documents found"));
   const t = result.timings_ms;
   const line = $("timings");
+  // The stages this mode ran: BM25 and fusion only outside dense mode.
+  const lexical = result.mode === "dense" ? [] : [
+    "  ·  bm25 ", el("span", "t-bm25", `${t.bm25.toFixed(2)} ms`),
+    ...(result.mode === "hybrid" ? ["  ·  fusion ", el("span", "t-fusion", `${t.fusion.toFixed(2)} ms`)] : []),
+  ];
   line.replaceChildren(
     "encode ", el("span", "t-encode", `${t.encode.toFixed(2)} ms`),
     "  ·  search ", el("span", "t-search", `${t.search.toFixed(2)} ms`), ` on ${device}`,
+    ...lexical,
     "  ·  fetch ", el("span", "t-fetch", `${t.fetch.toFixed(2)} ms`),
     "  ·  total ", el("span", "t-total", `${t.total.toFixed(2)} ms`),
   );

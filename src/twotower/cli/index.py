@@ -8,6 +8,22 @@ import argparse
 from twotower.io.console import console as make_console
 
 
+def open_index(args: argparse.Namespace, folder):
+    """`Searcher.load` with the opening flags the verbs share (`--ckpt`, `--device`, `--no-verify`,
+    `--milvus-uri`, `--redis-url`, `--param`): one place for how a command-line user opens an index."""
+    from twotower.search import Searcher
+
+    return Searcher.load(
+        folder,
+        checkpoint=args.ckpt,
+        device=args.device,
+        verify=args.verify,
+        milvus_uri=args.milvus_uri,
+        redis_url=getattr(args, "redis_url", None),
+        **index_params(getattr(args, "param", None)),
+    )
+
+
 def index_params(items: list[str] | None) -> dict:
     """`--param nprobe=64 --param ef=128` as a mapping (values parsed as the kind expects)."""
     from twotower.search.kinds import parse_param
@@ -110,7 +126,7 @@ def _config_backend(path: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from twotower.search import Searcher, build_index
+    from twotower.search import build_index
 
     console = make_console()
     if args.add_bm25:
@@ -125,14 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.collection:
         raise ValueError("--collection is required to build an index or --add to one")
     if args.add:
-        with Searcher.load(
-            args.out,
-            checkpoint=args.ckpt,
-            device=args.device,
-            verify=args.verify,
-            milvus_uri=args.milvus_uri,
-            redis_url=args.redis_url,
-        ) as searcher:
+        with open_index(args, args.out) as searcher:
             added = searcher.add(
                 args.collection, skip_existing=args.skip_existing, batch_size=args.batch_size, progress=True
             )

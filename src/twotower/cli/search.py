@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from twotower.cli.index import index_params
+from twotower.cli.index import open_index
 from twotower.io.console import console as make_console
 
 
@@ -57,8 +57,6 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
 
-    from twotower.search import Searcher
-
     console = make_console()
     if args.queries and not args.run_out:
         raise ValueError("--queries writes a TREC run: give the output file with --run-out")
@@ -71,15 +69,7 @@ def run_search(args: argparse.Namespace) -> int:
     if (args.fusion or args.weight is not None) and args.mode != "hybrid":
         raise ValueError("--fusion and --weight set how --mode hybrid fuses; add --mode hybrid")
     modes = {"mode": args.mode, "fusion": args.fusion, "weight": args.weight}
-    with Searcher.load(
-        args.index,
-        checkpoint=args.ckpt,
-        device=args.device,
-        verify=args.verify,
-        milvus_uri=args.milvus_uri,
-        redis_url=args.redis_url,
-        **index_params(args.param),
-    ) as searcher:
+    with open_index(args, args.index) as searcher:
         if args.mode not in searcher.modes:  # refused before any query is read
             from twotower.search.lexical import no_bm25
 

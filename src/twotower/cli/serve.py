@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     import warnings
 
-    from twotower.cli.index import index_params as _params
-    from twotower.search import Searcher
+    from twotower.cli.index import open_index
     from twotower.search.results import UnknownQueryWarning
 
     console = make_console()
@@ -73,14 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # A query the model cannot read is answered with a `warning` field; the server's log need not repeat it.
     warnings.filterwarnings("ignore", category=UnknownQueryWarning)
     limits = Limits(max_k=args.max_k, max_batch=args.max_batch, max_query_chars=args.max_query_chars)
-    with Searcher.load(
-        args.index,
-        checkpoint=args.ckpt,
-        device=args.device,
-        verify=args.verify,
-        milvus_uri=args.milvus_uri,
-        **_params(args.param),
-    ) as searcher:
+    with open_index(args, args.index) as searcher:
         service = SearchService(searcher, limits)
         app = create_app(service, api_key=api_key)
         url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from twotower.io.atomic import write_json
+from twotower.io.process import process_alive, process_start_ticks
 
 # A job is pending, training, completed, failed or cancelled; these two are not finished.
 ACTIVE = ("pending", "training")
@@ -48,37 +49,6 @@ def new_job_id() -> str:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def _proc_start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (Linux), to tell a reused pid from our worker."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def process_alive(pid: int, start_ticks: int | None) -> bool:
-    """True while `pid` runs and is the same process that was launched (not a zombie, not a reused pid)."""
-    stat_path = Path(f"/proc/{pid}/stat")
-    if Path("/proc/self/stat").exists():  # Linux: also catches zombies and reused pids
-        try:
-            stat = stat_path.read_text()
-        except OSError:
-            return False
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] in ("Z", "X"):
-            return False
-        return start_ticks is None or int(fields[19]) == start_ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobFolder:
@@ -154,7 +124,7 @@ def launch(root: Path, job_id: str, store_path: Path, payload_sha256: str | None
     log.close()
     write_json(
         folder.dir / "worker.json",
-        {"pid": proc.pid, "start_ticks": _proc_start_ticks(proc.pid), "launched_at": time.time()},
+        {"pid": proc.pid, "start_ticks": process_start_ticks(proc.pid), "launched_at": time.time()},
     )
     return proc
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from twotower.io.process import process_alive, reap
 from twotower.search.errors import SearchError
 
 PID_FILE = "redis.pid"
@@ -93,17 +94,8 @@ def _config(folder: Path, port: int, password: str | None) -> str:
 
 
 def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        # Our own child (a pytest fixture) lingers as a zombie after it exits until it is reaped.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Our own child (a pytest fixture) lingers as a zombie after it exits until it is reaped.
+    return not reap(pid) and process_alive(pid, None)
 
 
 def _read_pid(folder: Path) -> int | None:

@@ -52,8 +52,12 @@ def overrides(args) -> list[str]:
     ]
 
 
-# Our side trains exactly as train.py does; only its own evaluations are off, because the bench scores every
-# model (start, ours, sentence-transformers) with one call below, in the mode asked (--eval).
+# Our schedules as sentence-transformers names them (both: linear warm-up, then linear or cosine decay to 0).
+ST_SCHEDULES = {"warmup_linear": "WarmupLinear", "warmup_cosine": "WarmupCosine"}
+
+# With --eval rerank our side trains exactly as train.py does; only its own evaluations are off, because the bench scores every
+# model (start, ours, sentence-transformers) with one call below. With --eval full the training run's own
+# evaluations (the same `evaluate_encoder`, full corpus) give the start row, the last epoch and best.pt.
 NO_CALLBACK_EVAL = [
     "callbacks.retrieval_evaluation.at_start=false",
     "callbacks.retrieval_evaluation.every_n_epochs=1000000",
@@ -88,8 +92,8 @@ def train_sentence_transformers(cfg, dm, rows: list[dict], steps: int) -> torch.
         train_objectives=[(loader, loss)],
         epochs=1,
         steps_per_epoch=steps,
-        scheduler="WarmupLinear",
-        warmup_steps=round(steps * cfg.scheduler.warmup_ratio),
+        scheduler=ST_SCHEDULES[cfg.scheduler._target_.rsplit(".", 1)[-1]] if cfg.scheduler else "ConstantLR",
+        warmup_steps=round(steps * cfg.scheduler.warmup_ratio) if cfg.scheduler else 0,
         optimizer_params={"lr": cfg.optim.lr},
         weight_decay=cfg.optim.weight_decay,
         max_grad_norm=cfg.trainer.gradient_clip_val,
@@ -133,7 +137,8 @@ def main() -> None:
     dm.setup("fit")
     rows = epoch_rows(cfg, dm)
     steps = math.ceil(len(rows) / cfg.data.batch_size)
-    setting = f"lr {cfg.optim.lr}, warm-up {cfg.scheduler.warmup_ratio}, batch {cfg.data.batch_size}"
+    warmup = cfg.scheduler.warmup_ratio if cfg.scheduler else 0
+    setting = f"lr {cfg.optim.lr}, warm-up {warmup}, batch {cfg.data.batch_size}"
     print(f"{len(rows)} triplets: {steps} steps; {setting}; {' '.join(args.override)}", flush=True)
 
     def record(name: str, model, started: float) -> None:
@@ -141,12 +146,25 @@ def main() -> None:
         seconds[name] = time.perf_counter() - started
         print(f"{name}: mrr@10 {results[name]['mrr@10']:.4f} ({seconds[name]:.0f}s)", flush=True)
 
-    if "start" not in args.skip:
-        record("start: all-MiniLM-L6-v2", build_model(cfg, dm)[0], time.perf_counter())
-    if "ours" not in args.skip:
+    if args.eval == "full" and "ours" not in args.skip:
         started = time.perf_counter()
-        result = api.train(overrides(args) + NO_CALLBACK_EVAL, run_dir=out / f"{stamp}-ours")
-        record("ours (train.py)", result.module.model, started)
+        extra = [] if "start" not in args.skip else ["callbacks.retrieval_evaluation.at_start=false"]
+        result = api.train(overrides(args) + extra, run_dir=out / f"{stamp}-ours")
+        epochs = {e["epoch"]: e for e in result.metrics["epochs"]}  # metrics.json; epoch -1 is the start
+        for name, metrics in (
+            ("start: all-MiniLM-L6-v2", epochs.get(-1)),
+            ("ours: last step", epochs[max(epochs)]),
+            (f"ours: best.pt (epoch {result.metrics['best_epoch']})", result.metrics["best"]),
+        ):
+            if metrics is not None:
+                results[name], seconds[name] = metrics, time.perf_counter() - started
+    else:
+        if "start" not in args.skip:
+            record("start: all-MiniLM-L6-v2", build_model(cfg, dm)[0], time.perf_counter())
+        if "ours" not in args.skip:
+            started = time.perf_counter()
+            result = api.train(overrides(args) + NO_CALLBACK_EVAL, run_dir=out / f"{stamp}-ours")
+            record("ours: last step", result.module.model, started)
     if "st" not in args.skip:
         started = time.perf_counter()
         record(

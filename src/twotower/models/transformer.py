@@ -3,8 +3,8 @@
 Any local model folder works (a sentence-transformers folder such as the shipped all-MiniLM-L6-v2, or a bare
 Hugging Face one with `config.json` and a tokenizer). The tower owns its tokenizer and, for its checkpoint,
 carries the backbone's config and tokenizer files, so a `.pt` rebuilds without the original folder. The
-backbone can learn at its own rate (`backbone_lr`) beside the optional head's, and trade compute for memory
-with gradient checkpointing.
+backbone can learn at its own rate (`backbone_lr`) beside the optional head's (biases and LayerNorm weights
+without weight decay, as in sentence-transformers), and trade compute for memory with gradient checkpointing.
 """
 
 from __future__ import annotations
@@ -115,11 +115,15 @@ class TransformerTower(Tower):
         return len(ids), sum(1 for i in ids if i == self.tokenizer.unk_token_id)
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
-        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        groups = [{"params": backbone, "lr": self.backbone_lr or lr}]
-        if self.head is not None:
-            groups.append({"params": list(self.head.parameters()), "lr": lr})
-        return groups
+        """The backbone at `backbone_lr` (else `lr`), the head at `lr`; each split in two, as BERT, Hugging Face's
+        Trainer and sentence-transformers' `fit` do: matrices take the optimizer's weight decay, biases and
+        LayerNorm weights (every parameter of fewer than 2 dimensions) take none."""
+        groups = []
+        for module, rate in ((self.backbone, self.backbone_lr or lr), (self.head, lr)):
+            params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+            groups.append({"params": [p for p in params if p.ndim >= 2], "lr": rate})
+            groups.append({"params": [p for p in params if p.ndim < 2], "lr": rate, "weight_decay": 0.0})
+        return [g for g in groups if g["params"]]
 
     def checkpoint_fields(self) -> dict[str, Any]:
         """What a checkpoint needs besides the weights: the backbone config and the tokenizer files."""

@@ -395,3 +395,26 @@ def test_embedding_mse_regresses_onto_the_teachers_vectors():
         EmbeddingMSELoss()(q, p, n, teacher_vectors={"query": tq[:, :3], "documents": td})
     with pytest.raises(ValueError, match="data.teacher_vectors=true"):
         EmbeddingMSELoss()(q, p, n)
+
+
+def test_contrastive_loss_is_sentence_transformers_mnrl_on_the_same_vectors():
+    """Our InfoNCE is sentence-transformers' MultipleNegativesRankingLoss (scale = 1/temperature): the same
+    value and the same gradients on every query, positive and hard negative (issue 20: the two recipes differ
+    in their data and settings, never in the loss)."""
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    torch.manual_seed(0)
+    b, k, d = 6, 3, 16
+    # Tower outputs before their L2 normalisation (our towers end with it, as all-MiniLM-L6-v2 ends with Normalize).
+    ours_raw = [torch.randn(*shape, d, requires_grad=True) for shape in ((b,), (b,), (b, k))]
+    theirs_raw = [t.detach().clone().requires_grad_() for t in ours_raw]
+    q, p, n = (F.normalize(t, dim=-1) for t in ours_raw)
+    ours = ContrastiveLoss(temperature=0.05)(q, p, n)
+    columns = [F.normalize(t, dim=-1) for t in theirs_raw[:2]] + list(F.normalize(theirs_raw[2], dim=-1).unbind(1))
+    mnrl = MultipleNegativesRankingLoss(nn.Identity(), scale=20.0).compute_loss_from_embeddings(columns, None)
+    (ours + mnrl).backward()
+
+    assert ours.item() == pytest.approx(mnrl.item(), rel=1e-5)
+    for mine, theirs in zip(ours_raw, theirs_raw):
+        assert torch.allclose(mine.grad, theirs.grad, atol=1e-6)

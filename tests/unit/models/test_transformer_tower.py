@@ -24,11 +24,19 @@ def test_cls_pooling_and_a_linear_head(tiny_bert):
     assert tower(tower.tokenize(["egg"], 8)).shape == (1, 16)
 
 
-def test_the_backbone_learns_at_its_own_rate(tiny_bert):
+def test_the_backbone_learns_at_its_own_rate_and_only_matrices_decay(tiny_bert):
     tower = TransformerTower(str(tiny_bert), output_dim=16, backbone_lr=1e-5)
-    backbone, head = tower.parameter_groups(1e-3)
-    assert backbone["lr"] == 1e-5 and head["lr"] == 1e-3
-    assert len(backbone["params"]) + len(head["params"]) == len(list(tower.parameters()))
+    groups = tower.parameter_groups(1e-3)
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)  # as TwoTowerModule builds it
+    head = {id(p) for p in tower.head.parameters()}
+    for group in optimizer.param_groups:
+        in_head = {id(p) in head for p in group["params"]}
+        assert len(in_head) == 1 and group["lr"] == (1e-3 if in_head == {True} else 1e-5)
+        # Biases and LayerNorm weights (1-d) never decay; weight matrices take optim.weight_decay.
+        assert {p.ndim >= 2 for p in group["params"]} == {group["weight_decay"] > 0}
+    layer_norm = tower.backbone.embeddings.LayerNorm.weight
+    assert next(g["weight_decay"] for g in optimizer.param_groups if any(p is layer_norm for p in g["params"])) == 0
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in tower.parameters())
 
 
 def test_separate_towers_have_separate_backbones(tiny_bert):

@@ -56,6 +56,7 @@ class TransformerTower(Tower):
         output_dim: int = 0,
         backbone_lr: float | None = None,
         gradient_checkpointing: bool = False,
+        decay_norms_and_biases: bool = True,
         backbone_config: dict | None = None,
         tokenizer_files: dict[str, str] | None = None,
     ) -> None:
@@ -66,6 +67,10 @@ class TransformerTower(Tower):
             raise ValueError(f"model.tower.pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
         self.backbone_lr = backbone_lr
+        # false (the shipped config): biases and LayerNorm weights take no weight decay. The default `true` is
+        # how runs before that change were optimised: their config.yaml lacks the key, so they resume with the
+        # optimizer groups their last.ckpt holds.
+        self.decay_norms_and_biases = decay_norms_and_biases
         if backbone_config is not None and tokenizer_files is not None:
             config = dict(backbone_config)
             self.backbone = AutoModel.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
@@ -117,10 +122,14 @@ class TransformerTower(Tower):
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """The backbone at `backbone_lr` (else `lr`), the head at `lr`; each split in two, as BERT, Hugging Face's
         Trainer and sentence-transformers' `fit` do: matrices take the optimizer's weight decay, biases and
-        LayerNorm weights (every parameter of fewer than 2 dimensions) take none."""
+        LayerNorm weights (every parameter of fewer than 2 dimensions) take none (unless
+        `decay_norms_and_biases`, one group per part, as before that split)."""
         groups = []
         for module, rate in ((self.backbone, self.backbone_lr or lr), (self.head, lr)):
             params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+            if self.decay_norms_and_biases:
+                groups.append({"params": params, "lr": rate})
+                continue
             groups.append({"params": [p for p in params if p.ndim >= 2], "lr": rate})
             groups.append({"params": [p for p in params if p.ndim < 2], "lr": rate, "weight_decay": 0.0})
         return [g for g in groups if g["params"]]

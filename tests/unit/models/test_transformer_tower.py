@@ -25,7 +25,7 @@ def test_cls_pooling_and_a_linear_head(tiny_bert):
 
 
 def test_the_backbone_learns_at_its_own_rate_and_only_matrices_decay(tiny_bert):
-    tower = TransformerTower(str(tiny_bert), output_dim=16, backbone_lr=1e-5)
+    tower = TransformerTower(str(tiny_bert), output_dim=16, backbone_lr=1e-5, decay_norms_and_biases=False)
     groups = tower.parameter_groups(1e-3)
     optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)  # as TwoTowerModule builds it
     head = {id(p) for p in tower.head.parameters()}
@@ -37,6 +37,15 @@ def test_the_backbone_learns_at_its_own_rate_and_only_matrices_decay(tiny_bert):
     layer_norm = tower.backbone.embeddings.LayerNorm.weight
     assert next(g["weight_decay"] for g in optimizer.param_groups if any(p is layer_norm for p in g["params"])) == 0
     assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in tower.parameters())
+
+
+def test_a_run_configured_before_the_weight_decay_split_keeps_one_group_per_part(tiny_bert):
+    """Its config.yaml has no `decay_norms_and_biases`: it resumes with the optimizer groups its last.ckpt holds."""
+    tower = TransformerTower(str(tiny_bert), output_dim=16, backbone_lr=1e-5)
+    assert [len(g["params"]) for g in tower.parameter_groups(1e-3)] == [
+        len(list(tower.backbone.parameters())),
+        len(list(tower.head.parameters())),
+    ]
 
 
 def test_separate_towers_have_separate_backbones(tiny_bert):

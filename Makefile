@@ -81,6 +81,7 @@ bench-gpu: install  ## on a GPU machine: GRU training throughput with bf16, data
 
 bench-scale: install  ## synthetic MS MARCO at 100k/300k/1M: corpus build, BM25 index and mining, 1M evaluation (~10 min); ARGS="--sizes 100k --quick"
 	$(BIN)/python bench/bench_scale.py $(ARGS)
+	$(BIN)/python bench/bench_fingerprint.py --passages 1000000 --repeat 2   # whole-file fingerprints and checksums at 1M
 
 redis: install  ## a local Redis 8 server for `--backend redis` (127.0.0.1, data in outputs/redis); PORT=6379
 	$(BIN)/twotower redis start --dir outputs/redis --port $(or $(PORT),6379)

@@ -129,15 +129,9 @@ def bench_synthetic(
 
     d, chunk = 128, 20_000
     name = f"{n // 1000}k x {d}-d" if n < 1_000_000 else f"{n / 1e6:g}M x {d}-d"
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, d), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = rng.standard_normal((n_queries, d), dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    exact = faiss.IndexFlatIP(d)
-    exact.add(x)
-    _, truth = exact.search(q, 10)
-    del exact
+    from bench_search import random_unit_vectors
+
+    x, q, truth = random_unit_vectors(n, n_queries, d)
 
     rows = []
     if reuse:  # the vector set a previous run left in `folder` (its server data survives the stop)

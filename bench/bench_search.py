@@ -113,15 +113,12 @@ def bench_corpus(ckpt: Path, quick: bool, milvus: bool, console) -> list[tuple]:
     return rows
 
 
-def bench_random(n: int, n_queries: int, console) -> list[tuple]:
+def random_unit_vectors(n: int, n_queries: int, d: int = 128, seed: int = 0) -> tuple:
+    """`n` random unit vectors, `n_queries` more as queries, and each query's exact top 10 (faiss, inner product):
+    the synthetic set the ANN rows of bench_search and bench_redis measure recall against."""
     import faiss
 
-    from twotower.search.faiss_backend import FaissBackend
-    from twotower.search.kinds import IVFIndex
-
-    d = 128
-    rng = np.random.default_rng(0)
-    console.print(f"[dim]{n:,} random unit vectors, {d}-d; exact ground truth for {n_queries} queries[/]")
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = rng.standard_normal((n_queries, d), dtype=np.float32)
@@ -129,7 +126,18 @@ def bench_random(n: int, n_queries: int, console) -> list[tuple]:
     exact = faiss.IndexFlatIP(d)
     exact.add(x)
     _, truth = exact.search(q, 10)
-    del exact
+    return x, q, truth
+
+
+def bench_random(n: int, n_queries: int, console) -> list[tuple]:
+    import faiss
+
+    from twotower.search.faiss_backend import FaissBackend
+    from twotower.search.kinds import IVFIndex
+
+    d = 128
+    console.print(f"[dim]{n:,} random unit vectors, {d}-d; exact ground truth for {n_queries} queries[/]")
+    x, q, truth = random_unit_vectors(n, n_queries, d)
 
     # On i.i.d. random data nothing is "near": a graph or a few lists miss most true neighbours. What meets the
     # target is scanning most lists with 4-bit fast-scan PQ codes and re-ranking 64x10 candidates exactly.

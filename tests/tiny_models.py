@@ -45,3 +45,11 @@ def make_checkpoint(path: Path, texts: list[str], seed: int = 0, dim: int = 32) 
         },
     )
     return path
+
+
+def first_passages(msmarco_dir: Path, n: int) -> dict[str, str]:
+    """The first `n` passages of the shared collection, {pid: text}: a small real corpus to index."""
+    from twotower.data.msmarco import read_collection
+
+    collection = read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv")
+    return dict(list(collection.items())[:n])

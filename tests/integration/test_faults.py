@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from tiny_models import make_checkpoint  # a tiny untrained mean-tower checkpoint (same helper, one copy)
+from tiny_models import (  # a tiny untrained mean-tower checkpoint (same helper, one copy)
+    first_passages,
+    make_checkpoint,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_DOCS = 400
@@ -32,10 +35,7 @@ N_DOCS = 400
 
 @pytest.fixture(scope="module")
 def corpus(msmarco_dir) -> dict[str, str]:
-    from twotower.data.msmarco import read_collection
-
-    collection = read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv")
-    return dict(list(collection.items())[:N_DOCS])
+    return first_passages(msmarco_dir, N_DOCS)
 
 
 @pytest.fixture(scope="module")

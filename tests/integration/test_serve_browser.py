@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tiny_models import make_checkpoint
+from tiny_models import first_passages, make_checkpoint
 
-from twotower.data.msmarco import read_collection
 from twotower.search import Searcher, build_index
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,7 +38,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def corpus(msmarco_dir) -> dict[str, str]:
-    return dict(list(read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv").items())[:300])
+    return first_passages(msmarco_dir, 300)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import redis
 from redis.commands.vectorset.commands import QuantizationOptions
-from tiny_models import make_checkpoint
+from tiny_models import first_passages, make_checkpoint
 
 from twotower.cli import main
 from twotower.conf import CONF_DIR
-from twotower.data.msmarco import read_collection
 from twotower.search import (
     HNSWIndex,
     IndexCorruptError,
@@ -40,8 +39,7 @@ NOQUANT = QuantizationOptions.NOQUANT
 
 @pytest.fixture(scope="module")
 def corpus(msmarco_dir) -> dict[str, str]:
-    collection = read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv")
-    return dict(list(collection.items())[:N_DOCS])
+    return first_passages(msmarco_dir, N_DOCS)
 
 
 @pytest.fixture(scope="module")

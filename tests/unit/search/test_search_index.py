@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import MAX_TOKENS, make_checkpoint
+from tiny_models import MAX_TOKENS, first_passages, make_checkpoint
 
 from twotower.conf import CONF_DIR
-from twotower.data.msmarco import DataFormatError, read_collection
+from twotower.data.msmarco import DataFormatError
 from twotower.models.tokenizers import WordTokenizer
 from twotower.search import (
     DuplicateDocumentError,
@@ -47,8 +47,7 @@ def _one_faiss_thread():
 
 @pytest.fixture(scope="module")
 def corpus(msmarco_dir) -> dict[str, str]:
-    collection = read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv")
-    return dict(list(collection.items())[:N_DOCS])
+    return first_passages(msmarco_dir, N_DOCS)
 
 
 @pytest.fixture(scope="module")

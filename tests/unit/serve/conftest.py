@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-from tiny_models import make_checkpoint
+from tiny_models import first_passages, make_checkpoint
 
-from twotower.data.msmarco import read_collection
 from twotower.search import Searcher, build_index
 
 N_DOCS = 300
@@ -13,8 +12,7 @@ N_DOCS = 300
 
 @pytest.fixture(scope="session")
 def corpus(msmarco_dir) -> dict[str, str]:
-    collection = read_collection(msmarco_dir / "msmarco-passage" / "collection.tsv")
-    return dict(list(collection.items())[:N_DOCS])
+    return first_passages(msmarco_dir, N_DOCS)
 
 
 @pytest.fixture(scope="session")

@@ -53,11 +53,15 @@ def cache_dir() -> Path:
 
 
 def require(path: str | os.PathLike, what: str = "file") -> Path:
-    """Return `path` if it exists; otherwise raise naming the path and the setting that points at it."""
+    """Return `path` if it exists; otherwise raise naming the path and, when it lies in the data folder, the
+    setting that points there (a path the user typed elsewhere is only named: the hint would mislead)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"{what} not found: {path}. Data is read from ${DATA_ENV} "
-            f"(now {data_dir()}); set {DATA_ENV} or the config's `data.dir` to the folder holding MS MARCO."
-        )
+        root = data_dir()
+        if not path.is_absolute() or path.resolve().is_relative_to(root.resolve()):
+            raise FileNotFoundError(
+                f"{what} not found: {path}. Data is read from ${DATA_ENV} "
+                f"(now {root}); set {DATA_ENV} or the config's `data.dir` to the folder holding MS MARCO."
+            )
+        raise FileNotFoundError(f"{what} not found: {path}")
     return path

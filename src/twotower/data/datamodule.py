@@ -29,7 +29,7 @@ from twotower.data.dict_corpus import as_corpus
 from twotower.data.msmarco import Split, passage_split, read_v11_parquet
 from twotower.data.prepare import PrepareConfig, prepare_triplets, training_qids, triplet_files
 from twotower.io.fingerprint import files_fingerprint
-from twotower.io.paths import data_dir, require
+from twotower.io.paths import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class MSMarcoDataModule(L.LightningDataModule):
 
     def _read(self, name: str, source: str, collection: dict[str, str] | None = None) -> Split:
         if source == "passage":
-            return passage_split(name, require(self.dir / "msmarco-passage", "MS MARCO passage folder"), collection)
+            return passage_split(name, self.dir / "msmarco-passage", collection)
         return read_v11_parquet(source)
 
     def setup(self, stage: str | None = None) -> None:

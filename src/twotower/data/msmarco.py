@@ -254,7 +254,8 @@ def passage_split(name: str, root: str | Path | None = None, collection=None) ->
     """
     from twotower.data.corpus import Corpus
 
-    root = Path(root) if root else data_dir() / "msmarco-passage"
+    # The root is a data folder wherever it lies (a configured `data.dir`): a missing one names the setting.
+    root = require(Path(root) if root else data_dir() / "msmarco-passage", "MS MARCO passage folder", True)
     skipped: Counter = Counter()
     if collection is None:
         collection = Corpus.build(root / "collection.tsv")

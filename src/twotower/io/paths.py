@@ -52,13 +52,17 @@ def cache_dir() -> Path:
     return path
 
 
-def require(path: str | os.PathLike, what: str = "file") -> Path:
-    """Return `path` if it exists; otherwise raise naming the path and, when it lies in the data folder, the
-    setting that points there (a path the user typed elsewhere is only named: the hint would mislead)."""
+def require(path: str | os.PathLike, what: str = "file", data_folder: bool | None = None) -> Path:
+    """Return `path` if it exists; otherwise raise naming the path and, when it is (or lies in) a data folder,
+    the setting that points there (a path the user typed elsewhere is only named: the hint would mislead).
+    `data_folder=True` says the caller reads `path` as a data folder whatever its place (a configured
+    `data.dir`); None decides by whether it lies in `$TWOTOWER_DATA`."""
     path = Path(path)
     if not path.exists():
         root = data_dir()
-        if not path.is_absolute() or path.resolve().is_relative_to(root.resolve()):
+        if data_folder is None:
+            data_folder = not path.is_absolute() or path.resolve().is_relative_to(root.resolve())
+        if data_folder:
             raise FileNotFoundError(
                 f"{what} not found: {path}. Data is read from ${DATA_ENV} "
                 f"(now {root}); set {DATA_ENV} or the config's `data.dir` to the folder holding MS MARCO."

@@ -84,6 +84,10 @@ def build_index(
     spec = make_kind(kind) if isinstance(kind, str) else kind
     folder = Path(out)
     prepare_folder(folder, overwrite)  # a foreign folder fails now, before the model loads
+    if backend == "redis":  # so do an unreachable server and a taken index name
+        from twotower.search.redis_config import check_before_build
+
+        redis = check_before_build(redis, folder)
     encoder, identity = load_encoder_with_identity(checkpoint, device)
     documents, source = _as_documents(collection)
     if not documents:

@@ -25,7 +25,13 @@ import numpy as np
 from twotower.search.errors import IndexCorruptError, IndexMismatchError, SearchError
 from twotower.search.kinds import IndexKind
 from twotower.search.manifest import Manifest, redact_uri
-from twotower.search.redis_config import RedisConfig, RedisIndexExistsError, connect, load_redis_config
+from twotower.search.redis_config import (
+    RedisConfig,
+    RedisIndexExistsError,
+    connect,
+    load_redis_config,
+    refuse_taken_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +75,11 @@ class RedisBackend:
                 "finish, or choose another index_name"
             )
         backend._lock = lock
-        owner = client.hgetall(base)
-        if owner and not config.overwrite:
+        try:
+            refuse_taken_name(client, config, folder, url)
+        except RedisIndexExistsError:
             lock.release()
-            held_by = owner.get(b"folder", b"?").decode()
-            raise RedisIndexExistsError(
-                f"the Redis index {name!r} already exists at {redact_uri(url)[0]} (built into {held_by}); "
-                "pass --overwrite (overwrite: true) to replace it, or choose another index_name"
-            )
+            raise
         backend._dim = dim
         return backend
 

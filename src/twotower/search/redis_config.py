@@ -162,3 +162,36 @@ def connect(url: str):
             "(`twotower redis start` runs one)"
         ) from None
     return client
+
+
+def refuse_taken_name(client, config: RedisConfig, folder: Path, url: str) -> None:
+    """Raise if the index name `config` gives `folder` holds a committed index and the config does not say
+    overwrite."""
+    name = config.name_for(folder)
+    owner = client.hgetall(f"{config.prefix}{name}")
+    if owner and not config.overwrite:
+        held_by = owner.get(b"folder", b"?").decode()
+        raise RedisIndexExistsError(
+            f"the Redis index {name!r} already exists at {redact_uri(url)[0]} (built into {held_by}); "
+            "pass --overwrite (overwrite: true) to replace it, or choose another index_name"
+        )
+
+
+def check_before_build(given: Any, folder: Path) -> RedisConfig:
+    """Fail before the model loads and the corpus is encoded: the config reads, the server answers, the name is
+    free (or overwrite) and no other build holds it. The build checks again under the name's lock (this only
+    fails early, while nothing has been spent); returns the config the build will use."""
+    config = given if isinstance(given, RedisConfig) else load_redis_config(given)[0]
+    url = config.resolved_url()
+    client = connect(url)
+    try:
+        refuse_taken_name(client, config, folder, url)
+        name = config.name_for(folder)
+        if client.exists(f"{config.prefix}{name}:lock"):
+            raise RedisIndexExistsError(
+                f"another build is writing the Redis index {name!r} at {redact_uri(url)[0]}; wait for it to "
+                "finish, or choose another index_name"
+            )
+    finally:
+        client.close()
+    return config

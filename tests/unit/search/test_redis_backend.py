@@ -192,6 +192,15 @@ def test_an_index_name_that_exists_is_refused_unless_overwrite(index, checkpoint
         assert len(searcher) == N_DOCS
 
 
+def test_a_taken_index_name_is_refused_before_the_model_loads(index, corpus, url, tmp_path):
+    other = tmp_path / "elsewhere" / index.name
+    never_read = tmp_path / "no-such-checkpoint.pt"  # loading it would fail with FileNotFoundError
+    with pytest.raises(RedisIndexExistsError, match=rf"the Redis index '{index.name}' already exists"):
+        build_index(never_read, corpus, other, backend="redis", redis=url, progress=False)
+    with pytest.raises(RedisUnavailableError, match="no Redis server answers"):
+        build_index(never_read, corpus, other, backend="redis", redis="redis://127.0.0.1:1", progress=False)
+
+
 def test_two_builds_into_one_index_name_do_not_interleave(checkpoint, corpus, url, tmp_path):
     lock = client(url).lock("twotower:shared:lock", timeout=60)  # what a running build holds
     assert lock.acquire(blocking=False)

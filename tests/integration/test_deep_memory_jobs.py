@@ -193,3 +193,42 @@ def test_a_lambda_is_embedded_up_front_and_skipped_unknown_ids_are_listed(tmp_pa
     job_dir = tmp_path / "store" / "deep_memory" / "jobs" / job_id
     assert not (job_dir / "embedding.pkl").exists()  # a lambda cannot travel to the worker process
     assert db.deep_memory.wait(job_id, timeout=120)["status"] == "completed"
+
+
+def flip_a_byte(path: Path) -> None:
+    """Damage `path` in place, same size: a bad disk or a torn copy."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_model_file_is_refused_naming_it(trained, tmp_path):
+    import shutil
+
+    from twotower.io.checksum import forget_verified
+
+    path, job_id = trained
+    copy = tmp_path / "store"
+    shutil.copytree(path, copy)
+    model = copy / "deep_memory" / "jobs" / job_id / "model.pt"
+    flip_a_byte(model)
+    forget_verified()  # as a new process would
+    with pytest.raises(ValueError, match=rf"{model} is damaged"):
+        open_store(copy).deep_memory.load_adapter(job_id)
+
+
+def test_a_damaged_job_file_fails_the_job_by_name_before_training(tmp_path, task, monkeypatch):
+    from twotower.deep_memory import jobs
+    from twotower.deep_memory.worker import run_worker
+
+    db = open_store(tmp_path / "store")
+    db.add(task.texts, ids=task.ids)
+    monkeypatch.setattr(jobs, "launch", lambda *args, **kwargs: None)  # the worker runs here, after the damage
+    job_id = db.deep_memory.train(task.train_queries, task.train_relevance, **FAST)
+    relevance = tmp_path / "store" / "deep_memory" / "jobs" / job_id / "relevance.npz"
+    flip_a_byte(relevance)
+
+    assert run_worker(tmp_path / "store", job_id) == 1
+    job = db.deep_memory.status(job_id, print_table=False)["job"]
+    assert job["status"] == "failed" and f"{relevance} is damaged" in job["reason"]
+    assert not relevance.with_name("model.pt").exists()

@@ -29,7 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from twotower.deep_memory.adapter import QueryAdapter
 from twotower.io.atomic import write_json
+from twotower.io.checksum import folder_checksums, verify_file
 from twotower.io.process import process_alive, process_start_ticks
 
 # A job is pending, training, completed, failed or cancelled; these two are not finished.
@@ -77,6 +81,21 @@ class JobFolder:
         job.update(changes, updated_at=now())
         write_json(self.job_file, job)
         return job
+
+    def input_checksums(self) -> dict[str, str]:
+        """Checksums of the files the worker will read back (settings, relevance, queries, embedding function),
+        for `job.json`: the worker verifies them first, so a torn or edited file fails the job by name."""
+        return folder_checksums(self.dir, sorted(p.name for p in self.dir.iterdir() if p.is_file()))
+
+    def read_model(self, job: dict) -> QueryAdapter:
+        """The trained adapter in `model.pt`, checked against the checksum the worker recorded in `job` (a job
+        from before checksums has none and loads as it did)."""
+        path = self.dir / "model.pt"
+        verify_file(path, job.get("model_checksum"), "deep-memory model")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        adapter = QueryAdapter(**saved["config"])
+        adapter.load_state_dict(saved["state_dict"])
+        return adapter.eval()
 
     def worker(self) -> dict:
         path = self.dir / "worker.json"

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from twotower.deep_memory import jobs as J
 from twotower.deep_memory.adapter import QueryAdapter
@@ -101,6 +100,7 @@ class DeepMemory:
                 "settings": resolved.to_dict(),
                 "progress": None,
                 "results": None,
+                "checksums": folder.input_checksums(),  # checked by the worker before it reads them
             },
         )
         digest = hashlib.sha256(payload).hexdigest() if payload else None
@@ -237,10 +237,7 @@ class DeepMemory:
         path = self.jobs_dir / job_id / "model.pt"
         if not path.exists():
             raise FileNotFoundError(f"job {job_id} has no model file ({self._job(job_id)['status']})")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        adapter = QueryAdapter(**saved["config"])
-        adapter.load_state_dict(saved["state_dict"])
-        adapter.eval()
+        adapter = J.JobFolder(self.jobs_dir, job_id).read_model(self._job(job_id))
         self._adapter_cache = (job_id, adapter)
         return adapter
 

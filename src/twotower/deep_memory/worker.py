@@ -28,6 +28,7 @@ from twotower.deep_memory.settings import TrainingSettings
 from twotower.deep_memory.store_files import store_embeddings
 from twotower.deep_memory.training import train_adapter
 from twotower.io.atomic import atomic_path
+from twotower.io.checksum import file_checksum, verify_folder
 
 _term_requested = False
 
@@ -53,7 +54,8 @@ def run_worker(store_path: Path, job_id: str) -> int:
 
     t0 = time.monotonic()
     try:
-        folder.update(status="training", started_at=now(), pid=os.getpid(), progress={"stage": "loading"})
+        job = folder.update(status="training", started_at=now(), pid=os.getpid(), progress={"stage": "loading"})
+        verify_folder(folder.dir, job.get("checksums"), "deep-memory job file")  # settings, relevance, queries
         settings = TrainingSettings(**read_json(folder.dir / "settings.json"))
         settings.validate()  # the allow-listed adapter class, the ranges: the file is read back, not trusted
         if settings.num_threads:
@@ -76,11 +78,13 @@ def run_worker(store_path: Path, job_id: str) -> int:
             return 0
         with atomic_path(folder.dir / "model.pt") as tmp:
             torch.save({"config": outcome.adapter.config(), "state_dict": outcome.adapter.state_dict()}, tmp)
+            model_checksum = file_checksum(tmp)
         results = outcome.summary()
         results["job_seconds"] = time.monotonic() - t0
         folder.update(
             status="completed",
             finished_at=now(),
+            model_checksum=model_checksum,
             accepted=outcome.accepted,
             reason=outcome.reason,
             results=results,

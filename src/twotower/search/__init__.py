@@ -7,7 +7,7 @@
     searcher.search(["cooking an egg"], k=10)[0].ids
     searcher.search("cooking an egg", mode="hybrid")            # or "bm25"; searcher.modes lists them
 
-Layout of an index folder: `manifest.json` (model identity, kind, counts, file sizes and SHA-256),
+Layout of an index folder: `manifest.json` (model identity, kind, counts, file sizes and checksums),
 `documents-<id>.sqlite` (ids, texts, metadata) and `vectors-<id>.faiss`, or a Milvus collection (`milvus.db`
 for Milvus Lite), and `bm25-<id>/` (the BM25 part, memory-mapped); writers hold the lock file `<folder>.lock` beside it.
 """

@@ -91,7 +91,7 @@ def add_documents(
                 "count": committed + len(documents),
                 "build_id": build_id,
                 "files": files,
-                "sha256": checksums(folder, files),
+                "checksums": checksums(folder, files),
                 "bm25": bm25,
             }
         )
@@ -119,7 +119,9 @@ def add_bm25(folder: str | Path, progress: bool = True, verify: bool = True) -> 
         # The BM25 part is being replaced: only the rest must be intact (so this also repairs a damaged one).
         rest = {name: size for name, size in manifest.files.items() if not name.startswith("bm25-")}
         check_files(
-            folder, Manifest(**{**manifest.__dict__, "files": rest, "sha256": _only(manifest.sha256, rest)}), verify
+            folder,
+            Manifest(**{**manifest.__dict__, "files": rest, "checksums": _only(manifest.checksums, rest)}),
+            verify,
         )
         build_id = uuid.uuid4().hex[:12]
         store = DocumentStore(folder / documents_file(manifest.build_id), readonly=True)
@@ -129,7 +131,7 @@ def add_bm25(folder: str | Path, progress: bool = True, verify: bool = True) -> 
                 **{
                     **manifest.__dict__,
                     "files": {**rest, **files},
-                    "sha256": {**_only(manifest.sha256, rest), **checksums(folder, files)},
+                    "checksums": {**_only(manifest.checksums, rest), **checksums(folder, files)},
                 }
             )
             new.bm25 = record
@@ -147,5 +149,5 @@ def add_bm25(folder: str | Path, progress: bool = True, verify: bool = True) -> 
     return new
 
 
-def _only(sha256: dict[str, str], files: dict[str, int]) -> dict[str, str]:
-    return {name: digest for name, digest in sha256.items() if name in files}
+def _only(sums: dict[str, str], files: dict[str, int]) -> dict[str, str]:
+    return {name: digest for name, digest in sums.items() if name in files}

@@ -165,7 +165,7 @@ def _build_locked(
             checkpoint=identity,
             build_id=build_id,
             files=files,
-            sha256=checksums(folder, files),
+            checksums=checksums(folder, files),
             source=source,
             milvus=milvus_record(milvus_uri, vectors.collection) if backend == "milvus" else {},
             redis=vectors.record() if backend == "redis" else {},

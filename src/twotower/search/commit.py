@@ -13,9 +13,10 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from twotower.io.checksum import folder_checksums
 from twotower.io.output import check_output
 from twotower.search.errors import IndexCorruptError
-from twotower.search.manifest import MANIFEST, Manifest, file_sha256, read_manifest, redact_uri
+from twotower.search.manifest import MANIFEST, Manifest, read_manifest, redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def discard(folder: Path, build_id: str, backend) -> None:
 
 
 def checksums(folder: Path, files: Mapping[str, int]) -> dict[str, str]:
-    return {name: file_sha256(folder / name) for name in files}
+    return folder_checksums(folder, files)
 
 
 def milvus_record(milvus_uri: str | None, collection: str) -> dict:

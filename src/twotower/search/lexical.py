@@ -9,7 +9,7 @@ with stale ones; a rebuild reads the store a chunk at a time (bounded memory) an
 existed a BM25 part without re-encoding anything.
 
 The manifest's `bm25` record names the folder and the corpus fingerprint it was built for; its files are
-listed, sized and hashed in `files` / `sha256` like every other file of the index.
+listed, sized and hashed in `files` / `checksums` like every other file of the index.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ The manifest is the commit point: a build (or an add) writes its files under a f
 `manifest.json` in one rename, then deletes the files of the build it replaced. A reader sees the old index or
 the new one, never a mix, and a build that fails before the rename leaves the old index serving. It ties the
 vectors to the checkpoint (SHA-256 of the file, its model config, the vector dimension), records the kind and
-backend, the number of documents, and the byte size and SHA-256 of every file, so a truncated, damaged or
-swapped copy is caught on load (`verify=False` / `--no-verify` skips the hashing, not the size check).
+backend, the number of documents, and the byte size and checksum (`twotower.io.checksum`: xxh3-128) of every
+file, so a truncated, damaged or swapped copy is caught on load, once per process per file version
+(`verify=False` / `--no-verify` skips the hashing, not the size check). Manifests written before recorded
+SHA-256 digests under `sha256`; they are read as `sha256:` checksums and verified as such.
 
 Writers (a build, an add) hold `<folder>.lock`, a file lock beside the folder, for their whole run: two
 builds into one folder, or two processes adding documents, run one after the other and lose nothing.
@@ -26,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from twotower.io.atomic import write_json
-from twotower.io.fingerprint import file_sha256
+from twotower.io.checksum import ChecksumError, verify_file
 from twotower.io.lock import folder_lock
 from twotower.io.lock import lock_path as io_lock_path
 from twotower.search.errors import IndexCorruptError, IndexNotFoundError
@@ -48,7 +50,7 @@ class Manifest:
     checkpoint: dict[str, Any]  # {"path", "sha256", "model_config"}
     build_id: str = ""  # names this build's files (documents-<id>.sqlite, vectors-<id>.faiss) and Milvus collection
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes, checked on load
-    sha256: dict[str, str] = field(default_factory=dict)  # name -> hex digest, checked on load unless verify=False
+    checksums: dict[str, str] = field(default_factory=dict)  # name -> "algorithm:digest", checked on load
     milvus: dict[str, Any] = field(default_factory=dict)  # {"uri" (no secrets), "collection", "credentials"}
     redis: dict[str, Any] = field(default_factory=dict)  # {"url" (no secrets), "key", ...}: redis_backend.record()
     source: list[str] = field(default_factory=list)  # collections the documents came from
@@ -95,6 +97,8 @@ def read_manifest(folder: str | Path) -> Manifest:
         raise IndexCorruptError(
             f"{path}: format is {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}"
         )
+    if "checksums" not in data and isinstance(data.get("sha256"), dict):  # written before io.checksum was used
+        data["checksums"] = {name: f"sha256:{digest}" for name, digest in data["sha256"].items()}
     known = set(Manifest.__dataclass_fields__)
     missing = [k for k in ("backend", "index", "dim", "count", "checkpoint") if k not in data]
     if missing:
@@ -108,7 +112,7 @@ def documents_file(build_id: str) -> str:
 
 def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> None:
     """Every file the manifest lists must be there at the recorded size (a partial copy fails here, early) and,
-    with `verify`, have the recorded SHA-256 (a damaged or swapped file of the same size fails too)."""
+    with `verify`, have the recorded checksum (a damaged or swapped file of the same size fails too)."""
     folder = Path(folder)
     for name, size in manifest.files.items():
         path = folder / name
@@ -121,22 +125,24 @@ def check_files(folder: str | Path, manifest: Manifest, verify: bool = True) -> 
             )
     if not verify:
         return
-    unrecorded = [name for name in manifest.files if name not in manifest.sha256]
+    unrecorded = [name for name in manifest.files if name not in manifest.checksums]
     if unrecorded:
         log.warning(
             "index %s records no checksum for %s (built by an older twotower); only sizes were checked",
             folder,
             ", ".join(unrecorded),
         )
-    for name, expected in manifest.sha256.items():
+    for name, expected in manifest.checksums.items():
         path = folder / name
         if not path.exists():
             raise IndexCorruptError(f"index {folder} is incomplete: {name} is missing (the manifest lists it)")
-        if file_sha256(path) != expected:
+        try:
+            verify_file(path, expected, "index file")
+        except ChecksumError:
             raise IndexCorruptError(
-                f"index {folder}: {path} is damaged: its SHA-256 differs from the one recorded when it was built "
+                f"index {folder}: {path} is damaged: its checksum differs from the one recorded when it was built "
                 "(the file was changed or corrupted); rebuild the index"
-            )
+            ) from None
 
 
 def lock_path(folder: str | Path) -> Path:

@@ -54,8 +54,8 @@ class Searcher:
         **search_settings: Any,
     ) -> Searcher:
         """Open the index at `path`. `checkpoint` defaults to the one recorded in the manifest; either way its
-        SHA-256 must match the one that built the index. Every file's SHA-256 is checked against the manifest
-        (`verify=False` skips that for huge indexes; sizes are still checked). `milvus_uri` reaches a Milvus
+        SHA-256 must match the one that built the index. Every file's checksum is checked against the manifest
+        once per process (`verify=False` skips that for huge indexes; sizes are still checked). `milvus_uri` reaches a Milvus
         server whose credentials the manifest does not keep. `search_settings` override the kind's search knobs
         (`nprobe=64`, `ef_search=256`, `k_factor=16`)."""
         folder = Path(path)

@@ -76,7 +76,7 @@ def test_an_index_serves_dense_bm25_and_hybrid_search(index, corpus, queries):
     assert found["dense"].bm25_ms == 0 and found["dense"].encode_ms > 0
     assert found["hybrid"].encode_ms > 0 and found["hybrid"].bm25_ms > 0 and found["hybrid"].fusion_ms > 0
     manifest = read_manifest(index)
-    assert manifest.bm25["count"] == N_DOCS and all(f in manifest.sha256 for f in manifest.files)
+    assert manifest.bm25["count"] == N_DOCS and all(f in manifest.checksums for f in manifest.files)
 
 
 def test_the_interactive_mode_command_switches_and_cycles(index):

@@ -265,7 +265,7 @@ def test_missing_and_truncated_indexes_get_clear_errors(index, backend, tmp_path
     manifest = read_manifest(index)
     name = next(n for n in manifest.files if n.startswith("vectors" if backend == "faiss" else "documents"))
     (index / name).write_bytes(b"\0" * manifest.files[name])  # right size, garbage inside
-    with pytest.raises(IndexCorruptError, match=f"{name} is damaged: its SHA-256 differs"):
+    with pytest.raises(IndexCorruptError, match=f"{name} is damaged: its checksum differs"):
         Searcher.load(index)
     with pytest.raises(IndexCorruptError, match=f"{name} is not a readable faiss index|{name} is unreadable"):
         Searcher.load(index, verify=False)  # without the checksum, the reader still refuses the garbage
@@ -276,6 +276,22 @@ def test_missing_and_truncated_indexes_get_clear_errors(index, backend, tmp_path
 
     (index / "manifest.json").write_text('{"format": "twotower-index/1", "backend": ')
     with pytest.raises(IndexCorruptError, match="not valid JSON"):
+        Searcher.load(index)
+
+
+def test_an_index_built_before_xxh3_checksums_is_verified_by_its_sha256_digests(index):
+    import hashlib
+
+    data = json.loads((index / "manifest.json").read_text())
+    data["sha256"] = {name: hashlib.sha256((index / name).read_bytes()).hexdigest() for name in data["files"]}
+    del data["checksums"]  # how a manifest of the previous release looks
+    (index / "manifest.json").write_text(json.dumps(data))
+    with Searcher.load(index) as searcher:
+        assert len(searcher.search("cooking an egg", k=3)) == 3
+
+    name = next(n for n in data["files"] if n.startswith("documents"))
+    (index / name).write_bytes(b"\0" * data["files"][name])
+    with pytest.raises(IndexCorruptError, match=f"{name} is damaged: its checksum differs"):
         Searcher.load(index)
 
 

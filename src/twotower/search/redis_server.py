@@ -135,12 +135,15 @@ def status(folder: str | Path) -> ServerInfo | None:
 def _ping(port: int, password: str | None) -> bool:
     import redis
 
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=1)
     try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=1).ping())
+        return bool(client.ping())
     except redis.exceptions.BusyLoadingError:
         return False  # still loading its data files
-    except redis.exceptions.ConnectionError:
-        return False
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return False  # not listening yet, or too busy loading a large vector set to answer within the second
+    finally:
+        client.close()
 
 
 def start(folder: str | Path, port: int = 6379, password: str | None = None, timeout: float = 120.0) -> ServerInfo:

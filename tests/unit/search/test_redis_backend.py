@@ -314,3 +314,16 @@ def test_the_cli_starts_a_server_builds_searches_and_stops(checkpoint, corpus, t
     assert main(["redis", "status", "--dir", str(folder)]) == 1
     assert main(["search", "--index", str(tmp_path / "ix"), "--query", "egg"]) == 1
     assert "twotower redis start" in capsys.readouterr().err
+
+
+def test_a_server_too_busy_loading_to_answer_is_waited_for_not_a_traceback():
+    """A restart over a large vector set can leave the server unable to answer PING within a second (seen at
+    1M vectors): `start` keeps waiting until its timeout instead of raising redis' TimeoutError."""
+    import socket
+
+    from twotower.search.redis_server import _ping
+
+    with socket.socket() as silent:  # accepts the connection, never answers: a server busy loading
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        assert _ping(silent.getsockname()[1], None) is False

@@ -77,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-verify",
         dest="verify",
         action="store_false",
-        help="with --add: skip the SHA-256 check of the index files (sizes are still checked)",
+        help="with --add: skip the checksum check of the index files (sizes are still checked)",
     )
     parser.add_argument(
         "--no-bm25",

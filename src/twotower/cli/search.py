@@ -45,7 +45,7 @@ def configure_search(parser: argparse.ArgumentParser) -> None:
         "--no-verify",
         dest="verify",
         action="store_false",
-        help="skip the SHA-256 check of the index files on load (huge indexes; sizes are still checked)",
+        help="skip the checksum check of the index files on load (huge indexes; sizes are still checked)",
     )
     parser.add_argument(
         "--milvus-uri",

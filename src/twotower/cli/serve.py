@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "few clients on a big machine)",
     )
     parser.add_argument(
-        "--no-verify", dest="verify", action="store_false", help="skip the SHA-256 check of the index files on load"
+        "--no-verify", dest="verify", action="store_false", help="skip the checksum check of the index files on load"
     )
     parser.add_argument("--milvus-uri", help="the Milvus URI with its credentials, when the index needs them")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

@@ -28,6 +28,7 @@ from twotower.search.manifest import Manifest, redact_uri
 from twotower.search.redis_config import (
     RedisConfig,
     RedisIndexExistsError,
+    build_running,
     connect,
     load_redis_config,
     refuse_taken_name,
@@ -70,10 +71,7 @@ class RedisBackend:
         backend = cls(client, url, f"{base}:{build_id}", spec, 0, config)
         lock = client.lock(f"{base}:lock", timeout=LOCK_SECONDS, blocking=False)
         if not lock.acquire():
-            raise RedisIndexExistsError(
-                f"another build is writing the Redis index {name!r} at {redact_uri(url)[0]}; wait for it to "
-                "finish, or choose another index_name"
-            )
+            raise build_running(name, url)
         backend._lock = lock
         try:
             refuse_taken_name(client, config, folder, url)

@@ -177,6 +177,14 @@ def refuse_taken_name(client, config: RedisConfig, folder: Path, url: str) -> No
         )
 
 
+def build_running(name: str, url: str) -> RedisIndexExistsError:
+    """The error for a name whose lock another build holds."""
+    return RedisIndexExistsError(
+        f"another build is writing the Redis index {name!r} at {redact_uri(url)[0]}; wait for it to "
+        "finish, or choose another index_name"
+    )
+
+
 def check_before_build(given: Any, folder: Path) -> RedisConfig:
     """Fail before the model loads and the corpus is encoded: the config reads, the server answers, the name is
     free (or overwrite) and no other build holds it. The build checks again under the name's lock (this only
@@ -188,10 +196,7 @@ def check_before_build(given: Any, folder: Path) -> RedisConfig:
         refuse_taken_name(client, config, folder, url)
         name = config.name_for(folder)
         if client.exists(f"{config.prefix}{name}:lock"):
-            raise RedisIndexExistsError(
-                f"another build is writing the Redis index {name!r} at {redact_uri(url)[0]}; wait for it to "
-                "finish, or choose another index_name"
-            )
+            raise build_running(name, url)
     finally:
         client.close()
     return config
